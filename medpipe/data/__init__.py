@@ -1,0 +1,1 @@
+"""Dataset-level helpers shared by every converter: splits, datalists, YOLO export."""

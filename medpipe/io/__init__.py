@@ -1,0 +1,1 @@
+"""Readers for the file formats medpipe meets: Pascal VOC XML, image headers."""
