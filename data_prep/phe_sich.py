@@ -184,21 +184,23 @@ def classify_nifti(files, layout: Layout):
 
 
 def _mask_info(path: str):
-    """Decode a mask: (width, height, nonempty, binary, bbox or None, format by content)."""
-    import numpy as np
+    """Decode a mask: (width, height, nonempty, binary, bbox or None, format by content).
+
+    Uses Pillow's C histogram and bounding box, which is several times faster than numpy here.
+    """
     from PIL import Image
 
     with Image.open(path) as im:
-        im.load()
         fmt = (im.format or "").lower()
-        arr = np.asarray(im.convert("L") if im.mode not in ("L", "1") else im)
-    fg = arr > 127
-    binary = bool(np.isin(arr, (0, 255)).all() or arr.dtype == bool)
-    bbox = None
-    if fg.any():
-        rows, cols = np.where(fg.any(axis=1))[0], np.where(fg.any(axis=0))[0]
-        bbox = [int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])]
-    return arr.shape[1], arr.shape[0], bool(fg.any()), binary, bbox, fmt
+        g = im if im.mode == "L" else im.convert("L")
+        hist = g.histogram()
+        nonempty = sum(hist[128:]) > 0
+        binary = sum(hist[1:255]) == 0
+        bbox = None
+        if nonempty:
+            b = g.point(lambda v: 255 if v > 127 else 0).getbbox()  # (left, upper, right+1, lower+1)
+            bbox = [b[0], b[1], b[2] - 1, b[3] - 1]
+        return g.size[0], g.size[1], nonempty, binary, bbox, fmt
 
 
 def _clip_boxes(boxes, w, h, path, anomalies):
