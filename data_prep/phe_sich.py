@@ -366,14 +366,14 @@ def check_patient_nifti(task):
     if not np.allclose(img.affine, msk.affine, atol=1e-3):
         anomalies.append({"path": mask_rel, "kind": "affine_mismatch",
                           "action": "mask affine differs from the image's; voxel grid assumed identical"})
-    level, width = opts["window"]
-    lo = level - width / 2.0
+    from medpipe.io.ct import window_to_uint8
+
     spacing = [float(s) for s in img.header.get_zooms()[:3]]
     for k in range(vol.shape[2]):
         stem = L.slice_stem(patient, k)
         hu = L.volume_slice_to_display(vol, k)
         m = L.volume_slice_to_display(mvol, k) > 0
-        gray = np.clip((hu - lo) / width * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        gray = window_to_uint8(hu, tuple(opts["window"]))
         Image.fromarray(gray).save(os.path.join(tmp, f"images/{stem}.png"), compress_level=1)
         _write_mask_png((m * 255).astype(np.uint8), os.path.join(tmp, f"masks/{stem}.png"))
         boxes = []

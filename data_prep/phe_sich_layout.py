@@ -110,11 +110,13 @@ def volume_slice_to_display(volume_ras, k: int):
     """
     import numpy as np
 
-    return np.flipud(np.asarray(volume_ras[:, :, k]).T)
+    # RAS+: x grows towards the patient's right, y towards anterior. Radiological display puts the
+    # patient's right on the left of the screen and anterior at the top, so both in-plane axes flip.
+    return np.asarray(volume_ras[::-1, ::-1, k]).T
 
 
 def display_to_volume_slice(image2d):
     """Inverse of :func:`volume_slice_to_display`: a display slice -> the ``[x, y]`` plane of a RAS volume."""
     import numpy as np
 
-    return np.flipud(np.asarray(image2d)).T
+    return np.asarray(image2d).T[::-1, ::-1]

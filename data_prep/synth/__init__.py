@@ -9,3 +9,15 @@ real data (which is large and, for some datasets, behind a licence).
 """
 
 SYNTHESIZERS = {"phe-sich": "data_prep.synth.phe_sich:synthesize"}
+
+
+def get_synthesizer(name: str):
+    """The generator registered for dataset ``name`` (imported on demand)."""
+    import importlib
+
+    from medpipe.errors import UserError
+
+    if name not in SYNTHESIZERS:
+        raise UserError(f"no synthetic generator for {name!r}; available: {', '.join(SYNTHESIZERS)}")
+    mod, fn = SYNTHESIZERS[name].split(":")
+    return getattr(importlib.import_module(mod), fn)

@@ -6,7 +6,7 @@ volumes in HU, as 8-bit PNG slices and as 8-bit "JPG" slices that are really PNG
 module fakes it closely enough for the converter and the training pipelines to run end to end:
 
 * each patient is a stack of axial slices in HU (air, scalp, skull, brain with low-frequency
-  variation and noise, two lateral ventricles) and about three quarters of them get a 3D
+  variation and noise, two lateral ventricles) and three patients in every four get a 3D
   haematoma: a hyperdense core wrapped in a thin hypodense oedema rim; the rim is the PHE label;
 * the 2D subsets hold the brain-windowed slices, 0/255 masks and VOC XMLs byte-formatted like the
   real ones (CRLF, us-ascii, no ``<size>`` when there is no object);
@@ -56,6 +56,7 @@ from data_prep.phe_sich_layout import (
     volume_path,
     volume_slice_to_display,
 )
+from medpipe.io.ct import window_to_uint8 as _window
 from medpipe.utils.fs import atomic_output_dir
 
 MARKER = ".medpipe-synth.json"
@@ -291,11 +292,8 @@ def _make_patient(number: int, seed: int, size: int, slices: tuple[int, int], ha
 
 
 def window_to_uint8(hu: np.ndarray, window: tuple[float, float] = BRAIN_WINDOW) -> np.ndarray:
-    """Apply a (level, width) HU window and map it to 0..255 (rounded), as the 2D subsets store it."""
-    level, width = window
-    lo = level - width / 2
-    v = (np.asarray(hu, np.float32) - np.float32(lo)) * np.float32(255.0 / width)
-    return np.clip(np.rint(v), 0, 255).astype(np.uint8)
+    """The brain-windowed 8-bit slice, as the 2D subsets store it (see :func:`medpipe.io.ct.window_to_uint8`)."""
+    return _window(hu, window)
 
 
 def _png_bytes(arr: np.ndarray) -> bytes:
