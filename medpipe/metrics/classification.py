@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["classification_metrics", "roc_points", "best_threshold"]
+__all__ = ["classification_metrics", "roc_points", "best_threshold", "rates_from_counts"]
 
 
 def _safe_div(num, den):
@@ -58,8 +58,15 @@ def rates_from_counts(tp, fp, fn, tn) -> dict:
     }
 
 
+def _to_numpy(x) -> np.ndarray:
+    """numpy view of an array-like; torch tensors (any device) without importing torch."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
 def _as_binary_labels(y_true, name: str = "y_true") -> np.ndarray:
-    y = np.asarray(y_true).ravel()
+    y = _to_numpy(y_true).ravel()
     if y.size == 0:
         raise ValueError(f"{name} is empty")
     if y.dtype == bool:
@@ -73,7 +80,7 @@ def _as_binary_labels(y_true, name: str = "y_true") -> np.ndarray:
 
 
 def _as_scores(y_prob, n: int, name: str = "y_prob") -> np.ndarray:
-    p = np.asarray(y_prob, dtype=np.float64).ravel()
+    p = _to_numpy(y_prob).astype(np.float64).ravel()
     if p.size != n:
         raise ValueError(f"{name} has {p.size} values but y_true has {n}")
     if not np.isfinite(p).all():
@@ -91,7 +98,7 @@ def classification_metrics(y_true, y_prob, threshold: float = 0.5,
     """Binary classification metrics at one decision threshold.
 
     Args:
-        y_true: 0/1 (or bool) labels, any array-like; flattened.
+        y_true: 0/1 (or bool) labels, any array-like or torch tensor; flattened.
         y_prob: scores for the positive class (probabilities, or hard 0/1 predictions), same
             number of values as ``y_true``.
         threshold: a sample is predicted positive when ``y_prob >= threshold``.

@@ -1,0 +1,197 @@
+"""Training-side ignite handlers: history and curves, last checkpoint, resume, progress with ETA.
+
+Each is small and attaches to a MONAI ``SupervisedTrainer``; bundles list them by id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+from ignite.engine import Engine, Events
+
+log = logging.getLogger("medpipe")
+
+
+def _is_main_rank() -> bool:
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
+        torch.distributed.get_rank() == 0
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _loss_of(output) -> float | None:
+    if isinstance(output, list) and output:
+        output = output[0]
+    if isinstance(output, dict) and "loss" in output:
+        v = output["loss"]
+        return float(v.item() if hasattr(v, "item") else v)
+    return None
+
+
+class TrainingHistory:
+    """Per-epoch history (loss, learning rate, validation metrics) -> ``history.json``, TensorBoard, curves.
+
+    Attach after the ``ValidationHandler`` so the epoch's validation metrics exist when it runs.
+    Prints one line per epoch with the elapsed time and an ETA; writes a few training images to
+    TensorBoard once; at the end plots ``eval/training_curves.png``.
+
+    Args:
+        output_dir: run folder (``history.json`` and ``eval/`` go there).
+        optimizer: to read the learning rate.
+        validator: the evaluator whose ``state.metrics`` hold the validation metrics.
+        tb_dir: TensorBoard folder (None: no TensorBoard logging from this handler).
+        n_images: training images logged to TensorBoard at the first iteration.
+    """
+
+    def __init__(self, output_dir: str, optimizer=None, validator: Engine | None = None, tb_dir: str | None = None,
+                 n_images: int = 8, image_key: str = "image", label_key: str = "label") -> None:
+        self.output_dir = Path(output_dir)
+        self.optimizer = optimizer
+        self.validator = validator
+        self.tb_dir = tb_dir
+        self.n_images = n_images
+        self.image_key, self.label_key = image_key, label_key
+        self.history: dict[str, list] = {}
+        self._losses: list[float] = []
+        self._t0 = None
+        self._writer = None
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._started)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._iteration)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._epoch)
+        engine.add_event_handler(Events.COMPLETED, self._completed)
+
+    def _started(self, engine: Engine) -> None:
+        self._t0 = time.perf_counter()
+        self._start_epoch = engine.state.epoch
+        path = self.output_dir / "history.json"
+        if path.exists() and engine.state.epoch > 0:  # resumed: keep the epochs already trained
+            data = json.loads(path.read_text())
+            self.history = {k: v[: engine.state.epoch] for k, v in data.items()}
+        if self.tb_dir and _is_main_rank():
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(self.tb_dir)
+
+    def _iteration(self, engine: Engine) -> None:
+        loss = _loss_of(engine.state.output)
+        if loss is not None:
+            self._losses.append(loss)
+        if self._writer is not None and engine.state.iteration == 1 and self.n_images:
+            batch = engine.state.batch
+            imgs = batch[self.image_key] if isinstance(batch, dict) else torch.stack([b[self.image_key] for b in batch])
+            imgs = imgs[: self.n_images].detach().float().cpu()
+            if imgs.ndim == 4:
+                lo = imgs.amin(dim=(1, 2, 3), keepdim=True)
+                hi = imgs.amax(dim=(1, 2, 3), keepdim=True)
+                self._writer.add_images("train/images", (imgs - lo) / (hi - lo + 1e-8), engine.state.epoch)
+
+    def _epoch(self, engine: Engine) -> None:
+        e = engine.state.epoch
+        rec = {"epoch": e, "loss": sum(self._losses) / max(1, len(self._losses))}
+        self._losses = []
+        if self.optimizer is not None:
+            rec["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        if self.validator is not None and self.validator.state is not None:
+            for k, v in (self.validator.state.metrics or {}).items():
+                if isinstance(v, (int, float)) or (hasattr(v, "item") and getattr(v, "numel", lambda: 1)() == 1):
+                    rec[k] = float(v)
+        for k, v in rec.items():
+            self.history.setdefault(k, []).append(v)
+        if not _is_main_rank():
+            return
+        if self._writer is not None:
+            for k, v in rec.items():
+                if k != "epoch":
+                    self._writer.add_scalar(f"epoch/{k}", v, e)
+            self._writer.flush()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.output_dir / f".history.json.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(self.history, indent=1))
+        os.replace(tmp, self.output_dir / "history.json")
+        done = e - self._start_epoch
+        el = time.perf_counter() - self._t0
+        left = (engine.state.max_epochs - e) * el / max(1, done)
+        extras = ", ".join(f"{k} {v:.4f}" for k, v in rec.items() if k not in ("epoch", "loss", "lr"))
+        log.info("epoch %d/%d: loss %.4f%s (%.0f s elapsed, ETA %.0f s)", e, engine.state.max_epochs, rec["loss"],
+                 f", {extras}" if extras else "", el, left)
+
+    def _completed(self, engine: Engine) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if _is_main_rank() and self.history.get("epoch"):
+            from medpipe.visualization.plots import plot_curves
+
+            (self.output_dir / "eval").mkdir(parents=True, exist_ok=True)
+            plot_curves({k: v for k, v in self.history.items() if k != "epoch"},
+                        self.output_dir / "eval" / "training_curves.png", title="training")
+
+
+class LastCheckpoint:
+    """Save ``save_dict`` (network, optimizer, trainer, scheduler...) every epoch to one fixed file, atomically.
+
+    The fixed name (``models/checkpoint_last.pt``) is what :class:`ResumeFromCheckpoint` looks for.
+    Only rank 0 writes under DDP.
+    """
+
+    def __init__(self, save_dir: str, save_dict: dict, filename: str = "checkpoint_last.pt") -> None:
+        self.path = Path(save_dir) / filename
+        self.save_dict = save_dict
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if not _is_main_rank():
+            return
+        state = {}
+        for k, obj in self.save_dict.items():
+            if isinstance(obj, torch.nn.parallel.DistributedDataParallel):
+                obj = obj.module
+            state[k] = obj.state_dict()
+        _atomic_torch_save(state, self.path)
+
+
+class ResumeFromCheckpoint:
+    """At start, load ``path`` into ``load_dict`` when it exists, so a killed run continues where it stopped.
+
+    The trainer's ``max_epochs`` stays the configured one (so a finished run can also be extended).
+
+    Args:
+        path: checkpoint written by :class:`LastCheckpoint`.
+        load_dict: the same keys as the saver's ``save_dict``.
+        enabled: False to always start fresh.
+    """
+
+    def __init__(self, path: str, load_dict: dict, enabled: bool = True) -> None:
+        self.path = Path(path)
+        self.load_dict = load_dict
+        self.enabled = enabled
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if not self.enabled or not self.path.exists():
+            return
+        max_epochs = engine.state.max_epochs
+        ckpt = torch.load(self.path, map_location="cpu", weights_only=True)
+        for k, obj in self.load_dict.items():
+            if k not in ckpt:
+                continue
+            if isinstance(obj, torch.nn.parallel.DistributedDataParallel):
+                obj = obj.module
+            obj.load_state_dict(ckpt[k])
+        engine.state.max_epochs = max_epochs
+        log.info("resuming from %s at epoch %d of %d", self.path, engine.state.epoch, max_epochs)

@@ -1,0 +1,1 @@
+"""medpipe.inferers"""

@@ -1,0 +1,469 @@
+"""Evaluation figures as PNG files: confusion matrix, ROC, training curves, threshold sweeps,
+box/contour/heat-map overlays and image grids.
+
+Every function draws on its own :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot,
+no global state, safe in worker threads and headless runs), writes the PNG atomically (a temp
+file in the same folder, then :func:`os.replace`, so a reader never sees a half-written file),
+creates missing parent folders, and returns the written path. Images are 2D arrays (numpy or
+torch) in any value range; they are min-max normalized for display.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+__all__ = [
+    "plot_confusion_matrix", "plot_roc", "plot_curves", "plot_threshold_sweep",
+    "overlay_boxes", "overlay_contours", "overlay_heatmap", "image_grid", "DPI",
+]
+
+#: resolution of every written PNG
+DPI = 120
+TRUE_COLOR = "lime"
+PRED_COLOR = "red"
+_SWEEP_KEYS = ("accuracy", "precision", "recall", "f1", "specificity")
+
+
+# ---------------------------------------------------------------- helpers
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path) -> Path:
+    """Write ``fig`` to ``path`` as PNG atomically; return ``Path(path)``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # not mkstemp: its 0600 mode would survive os.replace; a unique name is enough here
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _array(x) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensor, without importing torch
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _image2d(image, name: str = "image") -> np.ndarray:
+    """A 2D float image scaled to [0, 1] (constant images become 0); singleton axes dropped."""
+    a = _array(image).astype(np.float64)
+    if a.ndim > 2:
+        a = np.squeeze(a)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2D (singleton axes allowed), got shape {_array(image).shape}")
+    finite = np.isfinite(a)
+    if not finite.any():
+        return np.zeros_like(a)
+    lo, hi = a[finite].min(), a[finite].max()
+    a = np.where(finite, a, lo)  # NaN/inf pixels shown as the minimum
+    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
+def _mask2d(mask, shape, name: str) -> np.ndarray:
+    m = _array(mask)
+    if m.ndim > 2:
+        m = np.squeeze(m)
+    if m.shape != tuple(shape):
+        raise ValueError(f"{name} shape {m.shape} does not match the image {tuple(shape)}")
+    return m != 0
+
+
+def _image_figure(shape, extra_width: float = 0.0) -> tuple[Figure, object]:
+    h, w = shape
+    base = 6.0
+    scale = base / max(h, w)
+    fig = _new_figure(max(w * scale, 2.5) + extra_width, max(h * scale, 2.5) + 0.5)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _show_gray(ax, img: np.ndarray) -> None:
+    ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _fmt(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+# ---------------------------------------------------------------- metric plots
+def plot_confusion_matrix(cm, class_names: Sequence[str], path, title: str | None = None) -> Path:
+    """Confusion matrix as two panels: raw counts and row-normalized (fraction of each true class).
+
+    Args:
+        cm: square matrix, rows = true class, columns = predicted class (e.g. the
+            ``confusion_matrix`` of :func:`medpipe.metrics.classification_metrics`).
+        class_names: one name per row/column.
+        path: output PNG path.
+        title: figure title (default "Confusion matrix").
+
+    Returns:
+        The written path.
+
+    Example:
+        >>> plot_confusion_matrix([[50, 3], [4, 20]], ["negative", "positive"], "cm.png")  # doctest: +SKIP
+        PosixPath('cm.png')
+    """
+    m = _array(cm).astype(np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"cm must be a square matrix, got shape {m.shape}")
+    if len(class_names) != m.shape[0]:
+        raise ValueError(f"{len(class_names)} class names for a {m.shape[0]}x{m.shape[0]} matrix")
+    rows = m.sum(axis=1, keepdims=True)
+    norm = np.divide(m, rows, out=np.zeros_like(m), where=rows != 0)
+    k = m.shape[0]
+    side = max(3.2, 0.9 * k + 1.8)
+    fig = _new_figure(2 * side + 1.0, side + 0.6)
+    axes = fig.subplots(1, 2)
+    integral = np.all(m == np.round(m))
+    panels = [(axes[0], m, "Counts", (lambda v: f"{int(v)}") if integral else (lambda v: f"{v:.3g}"), None),
+              (axes[1], norm, "Row-normalized (recall per true class)", lambda v: f"{v:.2f}", 1.0)]
+    for ax, data, sub, fmt, vmax in panels:
+        im = ax.imshow(data, cmap="Blues", vmin=0.0, vmax=vmax if vmax is not None else max(data.max(), 1.0))
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        hi = im.norm.vmax
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, fmt(data[i, j]), ha="center", va="center", fontsize=12,
+                        color="white" if data[i, j] > 0.5 * hi else "black")
+        ax.set_xticks(range(k), labels=[str(c) for c in class_names])
+        ax.set_yticks(range(k), labels=[str(c) for c in class_names])
+        ax.set_xlabel("Predicted class")
+        ax.set_ylabel("True class")
+        ax.set_title(sub)
+    fig.suptitle(title or f"Confusion matrix (n={int(m.sum())})")
+    return _save(fig, path)
+
+
+def plot_roc(y_true, y_prob, path, title: str | None = None, threshold: float | None = None) -> Path:
+    """ROC curve with its AUC in the legend and the chance diagonal.
+
+    When ``y_true`` holds a single class the curve is undefined: the figure shows the diagonal
+    and a text note instead (no exception).
+
+    Args:
+        y_true: 0/1 labels.
+        y_prob: positive-class scores.
+        path: output PNG path.
+        title: figure title (default "ROC curve").
+        threshold: optional operating threshold (``y_prob >= threshold``) to mark on the curve.
+
+    Returns:
+        The written path.
+
+    Example:
+        >>> plot_roc([0, 1, 1, 0], [0.2, 0.9, 0.6, 0.4], "roc.png")  # doctest: +SKIP
+        PosixPath('roc.png')
+    """
+    from medpipe.metrics.classification import _inputs
+
+    y, p = _inputs(y_true, y_prob)
+    fig = _new_figure(5.5, 5.2)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=1, label="chance (AUC = 0.5)")
+    n_pos = int(y.sum())
+    if 0 < n_pos < y.size:
+        from sklearn.metrics import roc_auc_score, roc_curve
+
+        fpr, tpr, _ = roc_curve(y, p)
+        auc = roc_auc_score(y, p)
+        ax.plot(fpr, tpr, color="C0", lw=2, label=f"ROC (AUC = {auc:.3f})")
+        if threshold is not None:
+            pred = p >= threshold
+            op_tpr = float(np.mean(pred[y == 1]))
+            op_fpr = float(np.mean(pred[y == 0]))
+            ax.plot([op_fpr], [op_tpr], "o", color="C3", ms=8,
+                    label=f"threshold {threshold:.3g} (TPR {op_tpr:.2f}, FPR {op_fpr:.2f})")
+    else:
+        only = "positive" if n_pos else "negative"
+        ax.text(0.5, 0.55, f"ROC undefined:\nall {y.size} samples are {only}",
+                ha="center", va="center", fontsize=12, transform=ax.transAxes,
+                bbox=dict(boxstyle="round", fc="lightyellow", ec="gray"))
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("False positive rate (1 - specificity)")
+    ax.set_ylabel("True positive rate (sensitivity)")
+    ax.set_title(title or f"ROC curve (n={y.size}, positives={n_pos})")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def _series(values) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def plot_curves(history: Mapping[str, Sequence[float]], path, title: str | None = None) -> Path:
+    """Training curves per epoch: keys containing "loss" in one panel, every other key in another.
+
+    Args:
+        history: name -> one value per epoch (epoch 1 first); ``None``/NaN entries are gaps
+            (e.g. epochs without validation).
+        path: output PNG path.
+        title: figure title (default "Training curves").
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: ``history`` is empty or holds only empty lists.
+
+    Example:
+        >>> plot_curves({"train_loss": [0.9, 0.5], "val_dice": [0.4, 0.6]}, "curves.png")  # doctest: +SKIP
+        PosixPath('curves.png')
+    """
+    items = [(k, _series(v)) for k, v in history.items() if len(v)]
+    if not items:
+        raise ValueError("history has no values to plot")
+    groups = [("Loss", [(k, v) for k, v in items if "loss" in k.lower()]),
+              ("Metrics", [(k, v) for k, v in items if "loss" not in k.lower()])]
+    groups = [g for g in groups if g[1]]
+    fig = _new_figure(6.0 * len(groups), 4.5)
+    axes = np.atleast_1d(fig.subplots(1, len(groups)))
+    for ax, (name, series) in zip(axes, groups):
+        for k, v in series:
+            ok = np.isfinite(v)
+            epochs = np.arange(1, v.size + 1)[ok]  # gaps (None/NaN) are skipped, not breaks
+            v = v[ok]
+            ax.plot(epochs, v, marker="o" if v.size <= 30 else None, ms=4, label=k)
+            if v.size:
+                ax.annotate(f"{v[-1]:.3g}", (epochs[-1], v[-1]), textcoords="offset points",
+                            xytext=(4, 4), fontsize=8)
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(name.lower().rstrip("s") if name == "Metrics" else "loss")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(title or "Training curves")
+    return _save(fig, path)
+
+
+def plot_threshold_sweep(sweep: Sequence[Mapping], chosen, path, x_key: str = "area",
+                         title: str | None = None) -> Path:
+    """Metrics against the swept threshold, with the chosen threshold marked.
+
+    Plots whichever of ``accuracy``, ``precision``, ``recall``, ``f1``, ``specificity`` the rows
+    hold (other keys, e.g. counts, are ignored). The x axis becomes symmetric-log when the
+    thresholds are >= 0 and span more than two orders of magnitude (typical for areas).
+
+    Args:
+        sweep: rows such as those of :func:`medpipe.metrics.area_threshold_sweep`.
+        chosen: the chosen threshold (a value of ``x_key``), or ``None`` for no marker.
+        path: output PNG path.
+        x_key: the row key holding the threshold.
+        title: figure title (default "Metrics vs <x_key> threshold").
+
+    Returns:
+        The written path.
+
+    Example:
+        >>> rows = [{"area": 0, "f1": 0.5}, {"area": 10, "f1": 0.8}]
+        >>> plot_threshold_sweep(rows, 10, "sweep.png")  # doctest: +SKIP
+        PosixPath('sweep.png')
+    """
+    if not sweep:
+        raise ValueError("empty sweep")
+    rows = sorted(sweep, key=lambda r: r[x_key])
+    x = np.array([float(r[x_key]) for r in rows])
+    keys = [k for k in _SWEEP_KEYS if k in rows[0]]
+    if not keys:
+        raise ValueError(f"sweep rows hold none of {_SWEEP_KEYS}")
+    fig = _new_figure(7.5, 4.8)
+    ax = fig.add_subplot(1, 1, 1)
+    for k in keys:
+        ax.plot(x, [r[k] for r in rows], marker="." if x.size <= 60 else None, label=k,
+                lw=2.2 if k == "f1" else 1.4)
+    if chosen is not None:
+        ci = int(np.argmin(np.abs(x - float(chosen))))
+        desc = ", ".join(f"{k} {rows[ci][k]:.3f}" for k in keys if k in ("f1", "recall", "specificity"))
+        ax.axvline(float(chosen), color="black", ls="--", lw=1.2,
+                   label=f"chosen {x_key} = {_fmt(chosen)}" + (f"\n({desc})" if desc else ""))
+    pos = x[x > 0]
+    if x.min() >= 0 and pos.size and pos.max() / pos.min() > 100:
+        ax.set_xscale("symlog", linthresh=max(pos.min(), 1e-12))
+        ax.set_xlim(0, x.max() * 1.1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(f"{x_key} threshold (positive when {x_key} >= threshold)")
+    ax.set_ylabel("metric value")
+    ax.set_title(title or f"Metrics vs {x_key} threshold")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9, loc="best")
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------- image overlays
+def overlay_boxes(image, boxes_true, boxes_pred, path, scores: Sequence[float] | None = None,
+                  title: str | None = None) -> Path:
+    """Grayscale image with true boxes (green) and predicted boxes (red, with scores).
+
+    Args:
+        image: 2D image, any range.
+        boxes_true: ground-truth boxes ``[xmin, ymin, xmax, ymax]`` in pixels (may be empty/None).
+        boxes_pred: predicted boxes, same format (may be empty/None).
+        path: output PNG path.
+        scores: optional confidence per predicted box, written next to it.
+        title: optional figure title (default: the box counts).
+
+    Returns:
+        The written path.
+
+    Example:
+        >>> overlay_boxes(img, [[10, 10, 30, 40]], [[12, 9, 31, 38]], "boxes.png", scores=[0.91])  # doctest: +SKIP
+        PosixPath('boxes.png')
+    """
+    from matplotlib.patches import Rectangle
+
+    img = _image2d(image)
+    bt, bp = (np.zeros((0, 4)) if b is None or len(b) == 0 else _array(b).astype(np.float64).reshape(-1, 4)
+              for b in (boxes_true, boxes_pred))
+    if scores is not None and len(scores) != len(bp):
+        raise ValueError(f"{len(scores)} scores for {len(bp)} predicted boxes")
+    fig, ax = _image_figure(img.shape)
+    _show_gray(ax, img)
+    for boxes, color in ((bt, TRUE_COLOR), (bp, PRED_COLOR)):
+        for x0, y0, x1, y1 in boxes:
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=color, lw=1.8))
+    if scores is not None:
+        for (x0, y0, _, _), s in zip(bp, scores):
+            ax.text(x0, y0 - 1, f"{float(s):.2f}", color="white", fontsize=8, va="bottom",
+                    bbox=dict(fc=PRED_COLOR, ec="none", alpha=0.7, pad=1))
+    ax.legend(handles=[Line2D([], [], color=TRUE_COLOR, lw=2, label=f"true ({len(bt)})"),
+                       Line2D([], [], color=PRED_COLOR, lw=2, label=f"predicted ({len(bp)})")],
+              loc="lower right", fontsize=8, framealpha=0.7)
+    ax.set_title(title or f"boxes: {len(bt)} true, {len(bp)} predicted")
+    return _save(fig, path)
+
+
+def overlay_contours(image, mask_true, mask_pred, path, title: str | None = None) -> Path:
+    """Grayscale image with the contours of the true mask (green) and the predicted mask (red).
+
+    Args:
+        image: 2D image, any range.
+        mask_true: ground-truth mask, same shape (nonzero = foreground); may be empty.
+        mask_pred: predicted mask, same shape; may be empty.
+        path: output PNG path.
+        title: figure title (default: the two foreground areas).
+
+    Returns:
+        The written path.
+
+    Example:
+        >>> overlay_contours(img, gt, pred > 0.5, "contours.png", title="case 12 (dice 0.81)")  # doctest: +SKIP
+        PosixPath('contours.png')
+    """
+    img = _image2d(image)
+    mt = _mask2d(mask_true, img.shape, "mask_true")
+    mp = _mask2d(mask_pred, img.shape, "mask_pred")
+    fig, ax = _image_figure(img.shape)
+    _show_gray(ax, img)
+    for m, color in ((mt, TRUE_COLOR), (mp, PRED_COLOR)):
+        if m.any():
+            # pad so that foreground touching the border still gets a closed contour
+            padded = np.pad(m.astype(np.float64), 1)
+            yy, xx = np.mgrid[-1:m.shape[0] + 1, -1:m.shape[1] + 1]
+            ax.contour(xx, yy, padded, levels=[0.5], colors=[color], linewidths=1.6)
+    ax.set_xlim(-0.5, img.shape[1] - 0.5)
+    ax.set_ylim(img.shape[0] - 0.5, -0.5)
+    ax.legend(handles=[Line2D([], [], color=TRUE_COLOR, lw=2, label=f"true ({int(mt.sum())} px)"),
+                       Line2D([], [], color=PRED_COLOR, lw=2, label=f"predicted ({int(mp.sum())} px)")],
+              loc="lower right", fontsize=8, framealpha=0.7)
+    ax.set_title(title or "true (green) vs predicted (red)")
+    return _save(fig, path)
+
+
+def overlay_heatmap(image, heatmap, path, title: str | None = None, alpha: float = 0.4) -> Path:
+    """Grayscale image under a jet-colored heat map (e.g. Grad-CAM), with a colorbar.
+
+    The heat map is min-max normalized and stretched over the image when its size differs
+    (Grad-CAM maps are often coarser than the input).
+
+    Args:
+        image: 2D image, any range.
+        heatmap: 2D map, any range and size.
+        path: output PNG path.
+        title: figure title (default "Heat map").
+        alpha: opacity of the heat map.
+
+    Returns:
+        The written path.
+
+    Example:
+        >>> overlay_heatmap(img, cam, "gradcam.png", title="Grad-CAM, p=0.93")  # doctest: +SKIP
+        PosixPath('gradcam.png')
+    """
+    img = _image2d(image)
+    heat = _image2d(heatmap, "heatmap")
+    h, w = img.shape
+    fig, ax = _image_figure(img.shape, extra_width=0.8)
+    _show_gray(ax, img)
+    im = ax.imshow(heat, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0,
+                   extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+                   interpolation="bilinear" if heat.shape != img.shape else "nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="normalized activation")
+    ax.set_title(title or "Heat map")
+    return _save(fig, path)
+
+
+def image_grid(images: Sequence, path, titles: Sequence[str] | None = None, ncols: int = 4) -> Path:
+    """A grid of images (2D grayscale, each normalized on its own, or ``H x W x 3`` RGB).
+
+    Args:
+        images: the images; RGB ``uint8`` is shown as is, float RGB is min-max normalized.
+        path: output PNG path.
+        titles: optional title per image.
+        ncols: number of columns (fewer when there are fewer images).
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: no images, or ``titles`` of another length.
+
+    Example:
+        >>> image_grid([a, b, c], "grid.png", titles=["a", "b", "c"], ncols=3)  # doctest: +SKIP
+        PosixPath('grid.png')
+    """
+    if len(images) == 0:
+        raise ValueError("no images")
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"{len(titles)} titles for {len(images)} images")
+    ncols = max(1, min(int(ncols), len(images)))
+    nrows = -(-len(images) // ncols)
+    fig = _new_figure(3.0 * ncols, 3.0 * nrows + (0.3 if titles else 0.0))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for i, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= len(images):
+            ax.set_axis_off()
+            continue
+        a = _array(images[i])
+        if a.ndim == 3 and a.shape[-1] in (3, 4):
+            if a.dtype != np.uint8:
+                a = a.astype(np.float64)
+                lo, hi = a.min(), a.max()
+                a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+            ax.imshow(a, interpolation="nearest")
+        else:
+            _show_gray(ax, _image2d(a, f"images[{i}]"))
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=9)
+    return _save(fig, path)
