@@ -19,6 +19,25 @@ EXAMPLES = {
           medpipe prepare phe-sich --src ~/Downloads/PHE-SICH-CT-IDS --out data/phe-sich
           medpipe prepare phe-sich --src ~/Downloads/PHE-SICH-CT-IDS/SubdatasetC_PNG --out data/phe-sich --folds 5 --test-fraction 0.2
         """,
+    "train": """\
+        examples:
+          medpipe train sich_cls                                   # defaults: data/phe-sich -> runs/sich_cls
+          medpipe train sich_seg --max_epochs 5 --image_size 128 --device cpu
+        """,
+    "evaluate": """\
+        examples:
+          medpipe evaluate sich_cls --ckpt_path runs/sich_cls/models/model.pt
+        """,
+    "infer": """\
+        examples:
+          medpipe infer sich_cls --ckpt_path runs/sich_cls/models/model.pt --input slices/ --output_dir runs/infer
+          medpipe infer sich_seg --ckpt_path runs/sich_seg/models/model.pt --input 0001.nii.gz
+        """,
+    "export": """\
+        examples:
+          medpipe export sich_cls --ckpt_path runs/sich_cls/models/model.pt --format onnx
+          medpipe export sich_seg --ckpt_path runs/sich_seg/models/model.pt --format torchscript --output model.ts
+        """,
     "synth": """\
         examples:
           medpipe synth phe-sich --out data/phe-sich-raw                 # small, fast (12 patients, 128 px)
@@ -69,6 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--strict", action="store_true", help="any anomaly or skipped file is an error (nothing written)")
     pp.add_argument("--quiet", action="store_true", help="print only the summary")
 
+    bundles = ("sich_cls", "sich_seg")
+    for name, helptext in (("train", "train a bundle (python -m monai.bundle run ... train.json)"),
+                           ("evaluate", "evaluate a checkpoint (train.json + evaluate.json)"),
+                           ("infer", "run inference on a folder of slices or a NIfTI volume (inference.json)"),
+                           ("export", "export to TorchScript or ONNX and check parity with the eager model")):
+        pb = sub.add_parser(name, help=helptext, description=helptext + ". Any --KEY VALUE is passed on as a "
+                            "bundle config override; the monai.bundle command is printed before it runs.",
+                            epilog=textwrap.dedent(EXAMPLES[name]), formatter_class=fmt)
+        pb.add_argument("bundle", choices=bundles, help="bundle name")
+        if name in ("evaluate", "infer", "export"):
+            pb.add_argument("--ckpt_path", required=name != "evaluate", help="checkpoint (models/model.pt)")
+        if name == "infer":
+            pb.add_argument("--input", required=True, help="folder of PNG/JPG slices, one slice, or a .nii/.nii.gz volume")
+        if name == "export":
+            pb.add_argument("--format", required=True, choices=("torchscript", "onnx"))
+            pb.add_argument("--output", help="output file (default: next to the checkpoint)")
+        pb.add_argument("--dry-run", action="store_true", help="print the monai.bundle command without running it")
+
     ps = sub.add_parser("synth", help="write a synthetic dataset in the real download layout",
                         description="Synthesize a dataset in its real download layout (offline demo and tests).",
                         epilog=textwrap.dedent(EXAMPLES["synth"]), formatter_class=fmt)
@@ -100,7 +137,24 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_bundle(args, extra: list[str]) -> int:
+    from medpipe.bundle.runner import monai_command, parse_overrides, show_and_run
+
+    ov = parse_overrides(extra)
+    for key in ("ckpt_path", "input"):
+        if getattr(args, key, None):
+            ov.update(parse_overrides([f"--{key}", getattr(args, key)]))
+    if args.command == "export":
+        from medpipe.bundle.export import export
+
+        return export(args.bundle, ov.pop("ckpt_path"), args.format, args.output, ov)
+    configs = {"train": ["train.json"], "evaluate": ["train.json", "evaluate.json"],
+               "infer": ["inference.json"]}[args.command]
+    return show_and_run(monai_command("run", args.bundle, ov, configs), dry_run=args.dry_run)
+
+
 COMMANDS = {"prepare": cmd_prepare, "synth": cmd_synth}
+BUNDLE_COMMANDS = ("train", "evaluate", "infer", "export")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,13 +163,17 @@ def main(argv: list[str] | None = None) -> int:
 
     offline_env()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in BUNDLE_COMMANDS:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not args.command:
         parser.print_help()
         return 2
     from medpipe.errors import UserError
 
     try:
+        if args.command in BUNDLE_COMMANDS:
+            return cmd_bundle(args, extra)
         return COMMANDS[args.command](args) or 0
     except UserError as e:
         if args.debug:

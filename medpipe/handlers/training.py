@@ -74,11 +74,8 @@ class TrainingHistory:
 
     def _started(self, engine: Engine) -> None:
         self._t0 = time.perf_counter()
-        self._start_epoch = engine.state.epoch
-        path = self.output_dir / "history.json"
-        if path.exists() and engine.state.epoch > 0:  # resumed: keep the epochs already trained
-            data = json.loads(path.read_text())
-            self.history = {k: v[: engine.state.epoch] for k, v in data.items()}
+        self._start_epoch = None  # known at the first epoch end: a resume handler may run after this one
+        self.history = {}
         if self.tb_dir and _is_main_rank():
             from torch.utils.tensorboard import SummaryWriter
 
@@ -99,6 +96,12 @@ class TrainingHistory:
 
     def _epoch(self, engine: Engine) -> None:
         e = engine.state.epoch
+        if self._start_epoch is None:
+            self._start_epoch = e - 1
+            path = self.output_dir / "history.json"
+            if e > 1 and path.exists():  # resumed: keep the epochs trained before
+                data = json.loads(path.read_text())
+                self.history = {k: v[: e - 1] for k, v in data.items()}
         rec = {"epoch": e, "loss": sum(self._losses) / max(1, len(self._losses))}
         self._losses = []
         if self.optimizer is not None:

@@ -8,6 +8,18 @@ import torch
 from medpipe.losses.segmentation import DeepSupervisionDiceCELoss
 from medpipe.networks.segmentation import SEGMENTERS, build_segmenter, plan_dynunet
 
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a busy 2-core runner torch's spinning OpenMP threads oversubscribe
+    the CPU and these tests slow down 20-40x (measured); with one thread they cost ~1 s each."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 # smp gets the small resnet18 encoder to keep the tests fast; the architecture code path is the same
 NET_CASES = [
     ("dynunet", {}),
