@@ -53,6 +53,7 @@ def test_registry_and_unknown_name():
         build_segmenter("unetr")
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore:.*deprecated:FutureWarning")
 @pytest.mark.parametrize("name, kw", NET_CASES)
 def test_shapes_and_trace(name, kw):
     torch.manual_seed(0)
@@ -67,6 +68,9 @@ def test_shapes_and_trace(name, kw):
         assert tuple(y.shape) == (2, 2, 64, 64)
         traced = torch.jit.trace(net, x)
         torch.testing.assert_close(traced(x), y)
+        # the traced graph is not tied to the example's size (bundles export by tracing)
+        x2 = torch.randn(1, 1, 96, 64)
+        torch.testing.assert_close(traced(x2), net(x2))
 
 
 def test_dynunet_options():
