@@ -131,12 +131,13 @@ def evaluate_seg_to_cls(rows: Sequence[Mapping], threshold_rows: Sequence[Mappin
         ``"cross-fitted"``), ``metric``, the keys of
         :func:`medpipe.metrics.classification.classification_metrics` (``accuracy``, ``precision``,
         ``recall``, ``f1``, ``specificity``, ``confusion_matrix``, ``per_class``, ``n``,
-        ``positives``) for the hard predictions, with ``auroc``/``average_precision`` computed
-        from the raw areas as scores, and ``sweep`` (the rows of
-        :func:`medpipe.metrics.segmentation.area_threshold_sweep` on the rows ``A`` was chosen
-        on). Cross-fitted results add ``area_threshold_all`` (same as ``area_threshold``) and
+        ``positives``; no ``threshold``) for the hard predictions, with
+        ``auroc``/``average_precision`` computed from the raw areas as scores, ``sweep`` (the rows
+        of :func:`medpipe.metrics.segmentation.area_threshold_sweep` on the rows the deployed ``A``
+        was chosen on) and ``sweep_source`` (``"threshold_rows"`` or ``"all_rows"``).
+        Cross-fitted results add ``area_threshold_all`` (same as ``area_threshold``) and
         ``folds``: for each half its ``patients``, the ``area_threshold`` applied to it (chosen on
-        the other half) and its ``n``.
+        the other half) and its ``n``. The metrics are those of the out-of-fold predictions.
 
     Raises:
         ValueError: empty or malformed rows, duplicate slices, or fewer than 2 patients to
@@ -156,7 +157,8 @@ def evaluate_seg_to_cls(rows: Sequence[Mapping], threshold_rows: Sequence[Mappin
         threshold_rows = _check_rows(threshold_rows, "threshold_rows")
         area_threshold, sweep = _choose(threshold_rows, metric)
         applied = np.full(len(rows), area_threshold, dtype=np.float64)
-        result.update(area_threshold=area_threshold, selection="threshold_rows", metric=metric)
+        result.update(area_threshold=area_threshold, selection="threshold_rows", metric=metric,
+                      sweep_source="threshold_rows")
     else:
         half_a, half_b = split_patients(r["patient"] for r in rows)
         if not half_b:
@@ -172,7 +174,7 @@ def evaluate_seg_to_cls(rows: Sequence[Mapping], threshold_rows: Sequence[Mappin
             applied[idx] = a_fold
             folds.append({"patients": list(applied_to), "area_threshold": a_fold, "n": len(idx)})
         result.update(area_threshold=area_threshold, selection="cross-fitted", metric=metric,
-                      area_threshold_all=area_threshold, folds=folds)
+                      sweep_source="all_rows", area_threshold_all=area_threshold, folds=folds)
     predictions = (areas >= applied).astype(np.int64)
     result.update(_metrics(labels, predictions, areas, class_names))
     result["sweep"] = sweep
@@ -185,7 +187,8 @@ def evaluate_seg_to_cls(rows: Sequence[Mapping], threshold_rows: Sequence[Mappin
         write_json(out / "seg_to_cls_metrics.json", result, atomic=True)
         atomic_write_text(out / "seg_to_cls_sweep.csv", _csv_text(list(sweep[0]), sweep))
         plot_threshold_sweep(sweep, area_threshold, out / "seg_to_cls_sweep.png", x_key="area",
-                             title=f"Slice classification by predicted area ({result['selection']})")
+                             title="Slice classification by predicted area: sweep on "
+                                   + ("the threshold rows" if threshold_rows is not None else "all rows"))
         pred_rows = [{**r, "prediction": int(p)} for r, p in zip(rows, predictions)]
         atomic_write_text(out / "seg_to_cls_predictions.csv",
                           _csv_text(["patient", "slice", "pred_area", "prediction", "label"], pred_rows))

@@ -44,6 +44,16 @@ def _items(engine: Engine) -> list[dict]:
     return [{**b, "pred": o["pred"]} for b, o in zip(batch, output)]
 
 
+def gather_lists(items: list) -> list:
+    """Concatenate a per-rank list over all DDP ranks (any sizes); the list itself without DDP."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return items
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, items)
+    return [x for part in parts for x in part]
+
+
 def _meta_str(v):
     if isinstance(v, torch.Tensor):
         v = v.item() if v.numel() == 1 else v.tolist()
@@ -76,14 +86,10 @@ class BinaryMetric(Metric):
             self._labels.append(int(torch.as_tensor(y).flatten()[0]))
 
     def compute(self) -> float:
-        import ignite.distributed as idist
-
         from medpipe.metrics.classification import classification_metrics
 
-        probs, labels = self._probs, self._labels
-        if idist.get_world_size() > 1:
-            probs = [float(v) for v in idist.all_gather(torch.tensor(probs, dtype=torch.float64)).tolist()]
-            labels = [int(v) for v in idist.all_gather(torch.tensor(labels, dtype=torch.int64)).tolist()]
+        pairs = gather_lists(list(zip(self._probs, self._labels)))
+        probs, labels = [p for p, _ in pairs], [y for _, y in pairs]
         m = classification_metrics(labels, probs, threshold=self.threshold)
         v = m[self.metric]
         return float("nan") if v is None else float(v)
@@ -167,13 +173,9 @@ class ClassificationReport(_Collector):
         self.metrics: dict | None = None
 
     def _done(self, engine: Engine) -> None:
-        import ignite.distributed as idist
-
-        rows = self.rows
-        if idist.get_world_size() > 1:
-            rows = [r for part in idist.all_gather(rows) for r in part] if hasattr(idist, "all_gather") else rows
-            if idist.get_rank() != 0:
-                return
+        rows = gather_lists(self.rows)
+        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+            return
         from medpipe.metrics.classification import classification_metrics
         from medpipe.visualization.plots import plot_confusion_matrix, plot_curves, plot_roc
 

@@ -128,3 +128,20 @@ def test_metadata_valid_offline():
     proc = run_bundle(["monai.bundle", "verify_metadata", "--meta_file", f"{B}/metadata.json",
                        "--filepath", "bundles/meta_schema.json"])
     assert "metadata is verified with no error" in (proc.stdout + proc.stderr).lower()
+
+
+def test_multi_gpu_config_with_torchrun_on_cpu(tiny_phe, tmp_path):
+    """multi_gpu_train.json under torchrun, 2 processes, gloo backend on CPU: trains and saves once."""
+    env = bundle_env()
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
+         "run", "--config_file", f"['{B}/train.json','{B}/multi_gpu_train.json']", "--dataset_dir", str(tiny_phe),
+         "--output_dir", str(tmp_path), "--max_epochs", "2", *FAST],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    state = torch.load(tmp_path / "models/model.pt", map_location="cpu", weights_only=True)
+    assert not any(k.startswith("module.") for k in state)  # saved unwrapped, loadable by the eager network
+    hist = read_json(tmp_path / "history.json")
+    assert hist["epoch"] == [1, 2] and "val_f1" in hist
+    assert (proc.stdout + proc.stderr).count("epoch 2/2") == 1  # rank 0 reports, rank 1 stays quiet

@@ -33,7 +33,7 @@ def test_split_patients():
 
 def test_cross_fitting_applies_each_halfs_threshold_to_the_other(tmp_path):
     res = evaluate_seg_to_cls(CROSS, out_dir=tmp_path)
-    assert res["selection"] == "cross-fitted"
+    assert res["selection"] == "cross-fitted" and res["sweep_source"] == "all_rows"
     assert res["folds"] == [{"patients": [1, 2], "area_threshold": 50, "n": 4},
                             {"patients": [3, 4], "area_threshold": 10, "n": 4}]
     # half 1-2 judged with A=50: both positives missed; half 3-4 with A=10: area 30 is a false positive
@@ -61,7 +61,7 @@ def test_cross_fitting_applies_each_halfs_threshold_to_the_other(tmp_path):
 def test_threshold_rows_choose_the_area():
     val = _rows({9: [(0, 0), (25, 1), (12, 0)]})  # best A on validation: 25
     res = evaluate_seg_to_cls(CROSS, threshold_rows=val)
-    assert res["selection"] == "threshold_rows" and res["area_threshold"] == 25
+    assert res["selection"] == res["sweep_source"] == "threshold_rows" and res["area_threshold"] == 25
     assert "folds" not in res and "area_threshold_all" not in res
     assert [r["area"] for r in res["sweep"]] == [0, 12, 25]
     # applied to CROSS: positives 50, 60, and the negative 30
