@@ -126,6 +126,11 @@ class PixelCounter:
         self._cases.append(rec)
         return rec
 
+    def merge(self, other: "PixelCounter") -> "PixelCounter":
+        """Add the cases of another counter (e.g. gathered from another DDP rank); returns self."""
+        self._cases.extend(dict(c) for c in other._cases)
+        return self
+
     def update_batch(self, preds, targets, case_ids: Sequence[Hashable] | None = None) -> list[dict]:
         """Add a batch of cases, one per entry along the first axis (e.g. ``(B, 1, H, W)``).
 

@@ -69,4 +69,6 @@ class LoadGrayd(MapTransform):
             if self.keep_path and isinstance(d[key], str):
                 d[f"{key}_path"] = d[key]
             d[key] = load_gray(d[key], binarize=key in self.binarize_keys)
+            if self.keep_path:
+                d[f"{key}_size"] = [int(d[key].shape[-2]), int(d[key].shape[-1])]  # native (H, W)
         return d

@@ -1,0 +1,266 @@
+"""Segmentation handlers: a global-Dice key metric, the evaluation report, and the inference mask writer.
+
+Metrics are computed at the native resolution of the stored slices: predicted probabilities are
+resized back to each slice's original size before the argmax, and compared with the original mask
+file, so numbers do not depend on the training ``image_size``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+from ignite.metrics import Metric
+
+from medpipe.handlers.classification import _items, _meta_str, gather_lists
+
+log = logging.getLogger("medpipe")
+
+
+def _is_main_rank() -> bool:
+    d = torch.distributed
+    return not (d.is_available() and d.is_initialized()) or d.get_rank() == 0
+
+
+def foreground_of(output) -> list:
+    """``output_transform`` for TensorBoard: the foreground channel of each item's prediction."""
+    return [o["pred"][1:2] if o["pred"].shape[0] > 1 else o["pred"] for o in output]
+
+
+def native_prediction(prob, size) -> np.ndarray:
+    """Argmax label map of class probabilities ``(C, h, w)``, resized (bilinear on probabilities) to ``size``."""
+    p = torch.as_tensor(prob).detach().float()
+    if p.ndim == 2:
+        p = p[None]
+    h, w = int(size[0]), int(size[1])
+    if tuple(p.shape[-2:]) != (h, w):
+        p = torch.nn.functional.interpolate(p[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+    if p.shape[0] == 1:
+        return (p[0] > 0.5).cpu().numpy().astype(np.uint8)
+    return p.argmax(0).cpu().numpy().astype(np.uint8)
+
+
+def _size_of(item, key="image") -> tuple[int, int] | None:
+    s = item.get(f"{key}_size")
+    if s is None:
+        return None
+    return tuple(int(_meta_str(v)) for v in s)
+
+
+class GlobalDice(Metric):
+    """Dice from global pixel counts over the evaluated set (the report's ``dice``), at the network's resolution.
+
+    Used as the ``key_val_metric`` during training (checkpoint selection, early stopping). DDP-safe.
+    ``output_transform`` gives ``(preds, labels)``: per item class probabilities ``(C, H, W)`` and a
+    0/1 mask ``(1, H, W)``.
+    """
+
+    def __init__(self, output_transform=lambda x: x, device="cpu"):
+        super().__init__(output_transform=output_transform, device=device)
+
+    def reset(self) -> None:
+        self._tp = self._fp = self._fn = 0
+
+    def update(self, output) -> None:
+        preds, labels = output
+        for p, y in zip(preds, labels):
+            p = torch.as_tensor(p)
+            pred = p.argmax(0) > 0 if p.shape[0] > 1 else p[0] > 0.5
+            t = torch.as_tensor(y).reshape(pred.shape) > 0.5
+            self._tp += int((pred & t).sum())
+            self._fp += int((pred & ~t).sum())
+            self._fn += int((~pred & t).sum())
+
+    def compute(self) -> float:
+        tp, fp, fn = (sum(v) for v in zip(*gather_lists([(self._tp, self._fp, self._fn)])))
+        den = 2 * tp + fp + fn
+        return 1.0 if den == 0 else 2.0 * tp / den
+
+
+class SegmentationReport:
+    """Evaluation outputs of a binary segmentation model, plus the segmentation-derived slice classifier.
+
+    Writes under ``output_dir``: ``eval/metrics.json`` (``dice``, ``iou``, ``sensitivity``,
+    ``specificity``, ``dice_per_case_mean``, ``pixel_confusion``, ...), ``predictions.csv`` (one row
+    per slice), ``eval/pixel_confusion.png``, ``eval/overlays/*.png`` (true contour green, predicted
+    red), ``eval/training_curves.png``, and the seg->cls files (``eval/seg_to_cls_*``); when
+    ``cls_predictions`` points at a sich_cls ``predictions.csv``, ``eval/slice_classifiers.md`` with
+    both classifiers side by side on the common slices.
+
+    Args:
+        output_dir: run folder.
+        n_overlays: sample slices drawn (largest true lesions first, then false positives).
+        cls_predictions: optional path of a slice classifier's predictions.csv to compare with.
+        extra: facts recorded in metrics.json (split, fold, checkpoint...).
+    """
+
+    def __init__(self, output_dir: str, n_overlays: int = 8, cls_predictions: str | None = None,
+                 class_names=("no_phe", "phe"), extra: dict | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self.n_overlays = n_overlays
+        self.cls_predictions = cls_predictions
+        self.class_names = tuple(class_names)
+        self.extra = extra or {}
+        self.rows: list[dict] = []
+        self._counter = None
+        self._samples: list[dict] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._start)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._done)
+
+    def _start(self, engine: Engine) -> None:
+        from medpipe.metrics.segmentation import PixelCounter
+
+        self._counter = PixelCounter()
+        self.rows, self._samples = [], []
+
+    def _collect(self, engine: Engine) -> None:
+        from medpipe.transforms.io import load_gray
+
+        for it in _items(engine):
+            path = _meta_str(it.get("label_path"))
+            target = load_gray(path, binarize=True)[0] if path else torch.as_tensor(it["label"])[0].numpy()
+            pred = native_prediction(it["pred"], target.shape)
+            case = f"{_meta_str(it.get('patient'))}_{int(_meta_str(it.get('slice', 0))):02d}"
+            rec = self._counter.update(pred, target, case_id=case)
+            row = {"patient": _meta_str(it.get("patient")), "slice": int(_meta_str(it.get("slice", 0))),
+                   "image": _meta_str(it.get("image_path", "")), "pred_area": int(pred.sum()),
+                   "target_area": int(target.sum()), "dice": rec.get("dice"),
+                   "label": int(_meta_str(it.get("slice_label", int(target.sum() > 0))))}
+            self.rows.append(row)
+            if row["target_area"] > 0 or row["pred_area"] > 0:
+                self._samples.append({"row": row, "image": _meta_str(it.get("image_path")), "pred": pred,
+                                      "target": target})
+                self._samples.sort(key=lambda s: -(s["row"]["target_area"] + 0.5 * s["row"]["pred_area"]))
+                del self._samples[self.n_overlays * 2:]
+
+    def _done(self, engine: Engine) -> None:
+        counts = gather_lists([self._counter])
+        rows = gather_lists(self.rows)
+        if not _is_main_rank():
+            return
+        from medpipe.evaluation.seg_to_cls import compare_slice_classifiers, evaluate_seg_to_cls
+        from medpipe.visualization.plots import overlay_contours, plot_confusion_matrix, plot_curves
+
+        counter = counts[0]
+        for other in counts[1:]:
+            counter.merge(other)
+        ev = self.output_dir / "eval"
+        ev.mkdir(parents=True, exist_ok=True)
+        m = counter.compute()
+        per_case = m.pop("per_case", [])
+        m.update(self.extra)
+        m["resolution"] = "native (predictions resized to each stored slice's size)"
+        s2c = evaluate_seg_to_cls(rows, out_dir=ev, class_names=self.class_names)
+        m["seg_to_cls"] = {k: s2c[k] for k in ("area_threshold", "selection", "accuracy", "precision", "recall",
+                                               "f1", "specificity", "auroc") if k in s2c}
+        tmp = ev / f".metrics.json.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(m, indent=2, default=str))
+        os.replace(tmp, ev / "metrics.json")
+        path = self.output_dir / "predictions.csv"
+        tmpc = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        with open(tmpc, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["patient", "slice", "image", "pred_area", "target_area", "dice", "label"])
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmpc, path)
+        pc = m["pixel_confusion"]
+        plot_confusion_matrix([[pc["tn"], pc["fp"]], [pc["fn"], pc["tp"]]], ["background", self.class_names[1]],
+                              ev / "pixel_confusion.png", title=f"pixel confusion over {len(rows)} slices")
+        ov = ev / "overlays"
+        ov.mkdir(exist_ok=True)
+        for old in ov.glob("*.png"):
+            old.unlink()
+        for s in self._samples[: self.n_overlays]:
+            r = s["row"]
+            from medpipe.transforms.io import load_gray
+
+            img = load_gray(s["image"])[0] if s["image"] and os.path.exists(str(s["image"])) else s["target"]
+            d = "n/a" if r["dice"] is None else f"{r['dice']:.2f}"
+            overlay_contours(img, s["target"], s["pred"], ov / f"{r['patient']}_{r['slice']:02d}.png",
+                             title=f"{r['patient']} slice {r['slice']}: Dice {d} (green truth, red prediction)")
+        hist = self.output_dir / "history.json"
+        if hist.exists():
+            h = json.loads(hist.read_text())
+            plot_curves({k: v for k, v in h.items() if k != "epoch"}, ev / "training_curves.png", title="training")
+        if self.cls_predictions and os.path.exists(self.cls_predictions):
+            with open(self.cls_predictions) as f:
+                cls_rows = [{"patient": r["patient"], "slice": int(r["slice"]), "label": int(r["label"]),
+                             "probability": float(r["probability"])} for r in csv.DictReader(f) if r.get("label") != ""]
+            seg_rows = [{"patient": r["patient"], "slice": r["slice"], "label": r["label"],
+                         "prediction": int(r["pred_area"] >= s2c["area_threshold"]), "probability": r["pred_area"]}
+                        for r in rows]
+            try:
+                table, _ = compare_slice_classifiers({"sich_cls": cls_rows, "sich_seg (area >= A)": seg_rows},
+                                                     class_names=self.class_names)
+                (ev / "slice_classifiers.md").write_text(table)
+            except ValueError as e:
+                log.warning("slice classifier comparison skipped: %s", e)
+        log.info("segmentation: dice %.4f, iou %.4f, sensitivity %s, specificity %s, per-case Dice %s; "
+                 "seg->cls (A=%s) f1 %.4f", m["dice"], m["iou"], m["sensitivity"], m["specificity"],
+                 m["dice_per_case_mean"], s2c["area_threshold"], s2c["f1"])
+        log.info("wrote %s", ev)
+
+
+class MaskWriter:
+    """Inference: write predicted masks at each input's native size.
+
+    PNG for slice inputs (``masks/<stem>.png``), one NIfTI per volume input with the input's geometry
+    (``masks/<name>_phe.nii.gz``), and ``predictions.csv`` (patient, slice, image, pred_area, positive
+    = area >= ``area_threshold``).
+    """
+
+    def __init__(self, output_dir: str, area_threshold: int = 1) -> None:
+        self.output_dir = Path(output_dir)
+        self.area_threshold = area_threshold
+        self.rows: list[dict] = []
+        self._volumes: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, lambda e: (self.rows.clear(), self._volumes.clear()))
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._done)
+
+    def _collect(self, engine: Engine) -> None:
+        from medpipe.io.masks import write_mask_png
+
+        (self.output_dir / "masks").mkdir(parents=True, exist_ok=True)
+        for it in _items(engine):
+            size = _size_of(it) or tuple(it["pred"].shape[-2:])
+            pred = native_prediction(it["pred"], size)
+            src = str(_meta_str(it.get("image_path", "")))
+            patient, sl = _meta_str(it.get("patient")), int(_meta_str(it.get("slice", 0)))
+            if "#" in src:  # a slice of a volume: "path.nii.gz#k"
+                vol = src.rsplit("#", 1)[0]
+                self._volumes[vol][sl] = pred
+            else:
+                write_mask_png(pred, self.output_dir / "masks" / (Path(src).stem + ".png"))
+            self.rows.append({"patient": patient, "slice": sl, "image": src, "pred_area": int(pred.sum()),
+                              "positive": int(pred.sum() >= self.area_threshold)})
+
+    def _done(self, engine: Engine) -> None:
+        from medpipe.io.masks import write_mask_nifti
+
+        for vol, slices in self._volumes.items():
+            stack = np.stack([slices[k] for k in sorted(slices)])
+            name = Path(vol).name
+            name = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else Path(name).stem
+            out = self.output_dir / "masks" / f"{name}_phe.nii.gz"
+            write_mask_nifti(stack, vol, out)
+            log.info("wrote %s (%d slices, geometry of %s)", out, len(stack), vol)
+        path = self.output_dir / "predictions.csv"
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["patient", "slice", "image", "pred_area", "positive"])
+            w.writeheader()
+            w.writerows(self.rows)
+        log.info("wrote %s: %d slices, %d with predicted PHE (area >= %d px)", path, len(self.rows),
+                 sum(r["positive"] for r in self.rows), self.area_threshold)
