@@ -30,12 +30,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+DEMO_CLS := --image_size 128 --max_epochs 6 --batch_size 16 --num_workers 0
+DEMO_SEG := --image_size 128 --max_epochs 8 --batch_size 8 --num_workers 0
+
 demo: install
 	$(VENV)/bin/medpipe synth phe-sich --out $(DEMO_DATA)
 	$(VENV)/bin/medpipe prepare phe-sich --src $(DEMO_DATA) --out $(DEMO_OUT)
-	@echo
-	@echo "Synthetic download: $(CURDIR)/$(DEMO_DATA)"
-	@echo "Prepared dataset:   $(CURDIR)/$(DEMO_OUT)  (datalist.json, prepare_report.md, labels.csv, yolo/data.yaml)"
+	$(VENV)/bin/medpipe train sich_cls --dataset_dir $(DEMO_OUT) --output_dir runs/sich_cls $(DEMO_CLS)
+	$(VENV)/bin/medpipe evaluate sich_cls --ckpt_path runs/sich_cls/models/model.pt --dataset_dir $(DEMO_OUT) --output_dir runs/sich_cls $(DEMO_CLS)
+	$(VENV)/bin/medpipe train sich_seg --dataset_dir $(DEMO_OUT) --output_dir runs/sich_seg $(DEMO_SEG)
+	$(VENV)/bin/medpipe evaluate sich_seg --ckpt_path runs/sich_seg/models/model.pt --dataset_dir $(DEMO_OUT) --output_dir runs/sich_seg --cls_predictions runs/sich_cls/predictions.csv $(DEMO_SEG)
+	@$(PY) -m medpipe.reporting.summary $(DEMO_OUT) runs/sich_cls runs/sich_seg
 
 test: install
 	$(PY) -m pytest -q tests

@@ -41,16 +41,31 @@ def _patient_sort_key(p):
         return (1, 0, str(p))
 
 
-def split_patients(patients) -> tuple[list, list]:
-    """Deterministic two-way patient split: sorted ids, first half (the larger when odd) and the rest.
+def split_patients(patients, positive=None) -> tuple[list, list]:
+    """Deterministic two-way patient split.
+
+    Without ``positive``: sorted ids, first half (the larger when odd) and the rest. With
+    ``positive`` (the ids of patients that have lesion slices), positive and negative patients are
+    each dealt alternately to the two halves, so both halves can choose a threshold (a half without
+    positive patients would pick A = 0 and make the cross-fitted numbers meaningless).
 
     Example:
         >>> split_patients([5, 1, 3, 2, 4])
         ([1, 2, 3], [4, 5])
+        >>> split_patients([1, 2, 3, 4], positive={1, 2})
+        ([1, 3], [2, 4])
     """
     ids = sorted(set(patients), key=_patient_sort_key)
-    half = (len(ids) + 1) // 2
-    return ids[:half], ids[half:]
+    if positive is None:
+        half = (len(ids) + 1) // 2
+        return ids[:half], ids[half:]
+    halves: tuple[list, list] = ([], [])
+    i = 0
+    for group in ([p for p in ids if p in positive], [p for p in ids if p not in positive]):
+        for p in group:
+            halves[i % 2].append(p)
+            i += 1
+    return sorted(halves[0], key=_patient_sort_key), sorted(halves[1], key=_patient_sort_key)
 
 
 def _check_rows(rows: Sequence[Mapping], name: str) -> list[dict]:
@@ -160,7 +175,8 @@ def evaluate_seg_to_cls(rows: Sequence[Mapping], threshold_rows: Sequence[Mappin
         result.update(area_threshold=area_threshold, selection="threshold_rows", metric=metric,
                       sweep_source="threshold_rows")
     else:
-        half_a, half_b = split_patients(r["patient"] for r in rows)
+        half_a, half_b = split_patients([r["patient"] for r in rows],
+                                        positive={r["patient"] for r in rows if int(r["label"])})
         if not half_b:
             raise ValueError("cross-fitting needs rows of at least 2 patients; pass threshold_rows "
                              "(e.g. the validation split) to choose the area threshold instead")

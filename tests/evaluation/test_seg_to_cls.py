@@ -34,11 +34,12 @@ def test_split_patients():
 def test_cross_fitting_applies_each_halfs_threshold_to_the_other(tmp_path):
     res = evaluate_seg_to_cls(CROSS, out_dir=tmp_path)
     assert res["selection"] == "cross-fitted" and res["sweep_source"] == "all_rows"
-    assert res["folds"] == [{"patients": [1, 2], "area_threshold": 50, "n": 4},
-                            {"patients": [3, 4], "area_threshold": 10, "n": 4}]
-    # half 1-2 judged with A=50: both positives missed; half 3-4 with A=10: area 30 is a false positive
-    assert res["confusion_matrix"] == [[3, 1], [2, 2]]
-    assert res["f1"] == pytest.approx(4 / 7)
+    # every patient has a positive slice, so the halves alternate: {1, 3} and {2, 4}
+    assert res["folds"] == [{"patients": [1, 3], "area_threshold": 20, "n": 4},
+                            {"patients": [2, 4], "area_threshold": 10, "n": 4}]
+    # half 1,3 judged with A=20 (chosen on 2,4): area 10 missed; half 2,4 with A=10: area 30 a false positive
+    assert res["confusion_matrix"] == [[3, 1], [1, 3]]
+    assert res["f1"] == pytest.approx(0.75)
     # deployment threshold chosen on everything (f1 8/9 at A=10)
     assert res["area_threshold"] == res["area_threshold_all"] == 10
     labels = [r["label"] for r in CROSS]
@@ -51,7 +52,7 @@ def test_cross_fitting_applies_each_halfs_threshold_to_the_other(tmp_path):
     with open(tmp_path / "seg_to_cls_predictions.csv") as f:
         pred = list(csv.DictReader(f))
     assert list(pred[0]) == ["patient", "slice", "pred_area", "prediction", "label"]
-    assert [int(r["prediction"]) for r in pred] == [0, 0, 0, 0, 0, 1, 1, 1]
+    assert [int(r["prediction"]) for r in pred] == [0, 0, 0, 1, 0, 1, 1, 1]
     with open(tmp_path / "seg_to_cls_sweep.csv") as f:
         sweep = list(csv.DictReader(f))
     assert len(sweep) == len(res["sweep"]) and "f1" in sweep[0]
@@ -121,3 +122,9 @@ def test_compare_errors():
         compare_slice_classifiers({"a": [{"patient": 1, "slice": 0, "label": 1}]})
     _, res = compare_slice_classifiers({"a": a}, thresholds={"a": 0.3})
     assert res["metrics"]["a"]["recall"] == 1.0 and res["metrics"]["a"]["auroc"] is None
+
+
+def test_split_patients_stratified_by_positive_patients():
+    a, b = split_patients(["1", "2", "3", "4", "5", "6"], positive={"5", "6"})
+    assert ("5" in a) != ("6" in a)  # one positive patient on each side
+    assert sorted(a + b) == ["1", "2", "3", "4", "5", "6"] and abs(len(a) - len(b)) <= 1
