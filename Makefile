@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 DEMO_CLS := --image_size 128 --max_epochs 6 --batch_size 16 --num_workers 0
-DEMO_SEG := --image_size 128 --max_epochs 8 --batch_size 8 --num_workers 0
+DEMO_SEG := --image_size 128 --max_epochs 6 --batch_size 8 --num_workers 0
 
 demo: install
 	$(VENV)/bin/medpipe synth phe-sich --out $(DEMO_DATA)
