@@ -38,6 +38,12 @@ EXAMPLES = {
           medpipe export sich_cls --ckpt_path runs/sich_cls/models/model.pt --format onnx
           medpipe export sich_seg --ckpt_path runs/sich_seg/models/model.pt --format torchscript --output model.ts
         """,
+    "run": """\
+        examples:
+          medpipe run pipelines/phe_sich.yaml                                   # synthetic data, offline
+          medpipe run pipelines/phe_sich.yaml --src ~/PHE-SICH-CT-IDS --work_dir runs/phe_real
+          medpipe run pipelines/phe_sich.yaml --from sich_seg --seg_epochs 20
+        """,
     "synth": """\
         examples:
           medpipe synth phe-sich --out data/phe-sich-raw                 # small, fast (12 patients, 128 px)
@@ -106,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
             pb.add_argument("--output", help="output file (default: next to the checkpoint)")
         pb.add_argument("--dry-run", action="store_true", help="print the monai.bundle command without running it")
 
+    pr = sub.add_parser("run", help="run a pipeline (pipelines/NAME.yaml): prepare -> bundles -> report",
+                        description="Run the steps of a pipeline YAML, skipping those whose outputs are up to date. "
+                                    "Any --KEY VALUE overrides a parameter of the pipeline.",
+                        epilog=textwrap.dedent(EXAMPLES["run"]), formatter_class=fmt)
+    pr.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/phe_sich.yaml")
+    pr.add_argument("--from", dest="from_step", metavar="STEP", help="force STEP and every later step to run")
+    pr.add_argument("--only", metavar="STEP", help="run only STEP (its upstream steps must have run)")
+    pr.add_argument("--dry-run", action="store_true", help="print the commands without running them")
+
     ps = sub.add_parser("synth", help="write a synthetic dataset in the real download layout",
                         description="Synthesize a dataset in its real download layout (offline demo and tests).",
                         epilog=textwrap.dedent(EXAMPLES["synth"]), formatter_class=fmt)
@@ -137,6 +152,15 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_run(args, extra: list[str]) -> int:
+    from medpipe.bundle.runner import parse_overrides
+    from medpipe.pipelines.runner import PipelineRunner, load_pipeline
+
+    overrides = {k: v for k, v in parse_overrides(extra).items()}
+    pipe = load_pipeline(args.pipeline, overrides)
+    return PipelineRunner(pipe, dry_run=args.dry_run).run(from_step=args.from_step, only=args.only)
+
+
 def cmd_bundle(args, extra: list[str]) -> int:
     from medpipe.bundle.runner import monai_command, parse_overrides, show_and_run
 
@@ -154,7 +178,7 @@ def cmd_bundle(args, extra: list[str]) -> int:
 
 
 COMMANDS = {"prepare": cmd_prepare, "synth": cmd_synth}
-BUNDLE_COMMANDS = ("train", "evaluate", "infer", "export")
+BUNDLE_COMMANDS = ("train", "evaluate", "infer", "export", "run")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     from medpipe.errors import UserError
 
     try:
+        if args.command == "run":
+            return cmd_run(args, extra)
         if args.command in BUNDLE_COMMANDS:
             return cmd_bundle(args, extra)
         return COMMANDS[args.command](args) or 0

@@ -1,0 +1,1 @@
+"""Pipelines: YAML files in ``pipelines/`` chaining the stages (``medpipe run pipelines/NAME.yaml``)."""

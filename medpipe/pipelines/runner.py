@@ -1,0 +1,288 @@
+"""Run a pipeline YAML: ordered steps, each skipped when its outputs are up to date.
+
+A step's fingerprint is the hash of its resolved arguments and of the output digests of the steps
+it runs after; it is stored in ``WORK_DIR/.pipeline/<step>.json`` when the step succeeds. A step
+runs again when its fingerprint changed or its outputs are missing; ``--from STEP`` forces STEP and
+everything after it, ``--only STEP`` runs just STEP (its upstream steps must have run). A failing
+step stops the pipeline; earlier outputs stay as they are.
+
+Steps run the same ``medpipe`` commands a user would type (printed before they run), so their
+progress (epochs, ETA) shows on the terminal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medpipe.errors import UserError
+
+ACTIONS = ("synth", "prepare", "bundle", "report")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class Step:
+    """One pipeline step as written in the YAML (``args`` still holds ``{param}`` placeholders)."""
+
+    id: str
+    action: str
+    args: dict
+    after: list[str] = field(default_factory=list)
+    when: str | None = None
+
+
+@dataclass
+class Pipeline:
+    """A parsed pipeline: name, parameters (defaults merged with overrides) and ordered steps."""
+
+    name: str
+    params: dict
+    steps: list[Step]
+    path: Path
+
+
+def _coerce(value: str):
+    """Command-line override text -> int/float/bool/None/str (YAML rules)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+
+
+def load_pipeline(path: str | os.PathLike, overrides: dict | None = None) -> Pipeline:
+    """Read and check a pipeline YAML; ``overrides`` replace ``params`` (unknown keys are an error).
+
+    Example:
+        >>> p = load_pipeline("pipelines/phe_sich.yaml", {"cls_epochs": "2"})  # doctest: +SKIP
+        >>> [s.id for s in p.steps]
+        ['synth', 'prepare', 'sich_cls', 'sich_det', 'sich_seg', 'report']
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such pipeline file (see pipelines/ for the available ones).")
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML ({e}).") from e
+    params = dict(spec.get("params") or {})
+    for k, v in (overrides or {}).items():
+        if k not in params:
+            import difflib
+
+            close = difflib.get_close_matches(k, params, n=1)
+            raise UserError(f"--{k}: not a parameter of {path.name}" + (f"; did you mean --{close[0]}?" if close else "")
+                            + f" (parameters: {', '.join(params)}).")
+        params[k] = _coerce(v) if isinstance(v, str) else v
+    steps, seen = [], set()
+    for i, s in enumerate(spec.get("steps") or []):
+        sid = s.get("id")
+        if not sid or s.get("action") not in ACTIONS:
+            raise UserError(f"{path}: step {i} needs an id and an action in {', '.join(ACTIONS)}.")
+        for a in s.get("after", []):
+            if a not in seen:
+                raise UserError(f"{path}: step {sid} runs after {a!r}, which is not an earlier step.")
+        seen.add(sid)
+        steps.append(Step(sid, s["action"], dict(s.get("args") or {}), list(s.get("after") or []), s.get("when")))
+    if not steps:
+        raise UserError(f"{path}: no steps.")
+    return Pipeline(spec.get("name", path.stem), params, steps, path)
+
+
+def resolve(value, params: dict):
+    """Substitute ``{param}`` placeholders (recursively); a lone placeholder keeps the parameter's type."""
+    if isinstance(value, dict):
+        return {k: resolve(v, params) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, params) for v in value]
+    if isinstance(value, str):
+        m = _PLACEHOLDER.fullmatch(value)
+        if m:
+            return params[m.group(1)]
+        return _PLACEHOLDER.sub(lambda mm: str(params[mm.group(1)]), value)
+    return value
+
+
+def _sha(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _file_sha(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+class PipelineRunner:
+    """Runs a :class:`Pipeline` (see the module docstring).
+
+    Args:
+        pipeline: the parsed pipeline.
+        python: interpreter for the step commands (default: this one).
+        dry_run: print what would run, run nothing.
+    """
+
+    def __init__(self, pipeline: Pipeline, python: str | None = None, dry_run: bool = False) -> None:
+        self.p = pipeline
+        self.python = python or sys.executable
+        self.dry_run = dry_run
+        self.work_dir = Path(str(pipeline.params.get("work_dir", f"runs/{pipeline.name}"))).absolute()
+        self.stamp_dir = self.work_dir / ".pipeline"
+
+    # ---------------------------------------------------------------- stamps
+
+    def _stamp(self, sid: str) -> dict | None:
+        f = self.stamp_dir / f"{sid}.json"
+        return json.loads(f.read_text()) if f.is_file() else None
+
+    def _write_stamp(self, sid: str, stamp: dict) -> None:
+        self.stamp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.stamp_dir / f".{sid}.json.tmp"
+        tmp.write_text(json.dumps(stamp, indent=1))
+        os.replace(tmp, self.stamp_dir / f"{sid}.json")
+
+    def _enabled(self, step: Step) -> bool:
+        if not step.when:
+            return True
+        m = re.fullmatch(r"\s*(\w+)\s+is\s+(not\s+)?null\s*", step.when)
+        if not m:
+            raise UserError(f"{self.p.path}: step {step.id}: unsupported condition {step.when!r} (use 'X is null' / 'X is not null').")
+        is_null = self.p.params.get(m.group(1)) is None
+        return is_null != bool(m.group(2))
+
+    # ---------------------------------------------------------------- actions
+
+    def _cmd(self, *args) -> list[str]:
+        return [self.python, "-m", "medpipe", *[str(a) for a in args]]
+
+    def _run(self, cmd: list) -> None:
+        cmd = [str(c) for c in cmd]
+        shown = ["medpipe"] + cmd[3:]
+        print("  $ " + " ".join(shown), flush=True)
+        if self.dry_run:
+            return
+        rc = subprocess.call(cmd)
+        if rc != 0:
+            raise StepFailed(f"`{' '.join(shown)}` exited with status {rc}")
+
+    def _outputs(self, step: Step, a: dict) -> tuple[list[Path], str]:
+        """Files that must exist for the step to count as done, and a digest of what it produced."""
+        if step.action == "synth":
+            marker = Path(a["out"]) / ".medpipe-synth.json"
+            return [marker], _file_sha(marker) or ""
+        if step.action == "prepare":
+            dl = Path(a["out"]) / "datalist.json"
+            return [dl], _file_sha(dl) or ""
+        if step.action == "bundle":
+            out = Path(a["output_dir"])
+            files = [out / "eval" / "metrics.json"]
+            return files, _sha([_file_sha(f) for f in files + [out / "models" / "model.pt"]])
+        report = Path(a["out"]) / "report.html"
+        return [report], _file_sha(report) or ""
+
+    def _do(self, step: Step, a: dict) -> None:
+        if step.action == "synth":
+            out = Path(a["out"])
+            self._run(self._cmd("synth", a["dataset"], "--out", out, "--patients", a.get("patients", 12),
+                                "--size", a.get("size", 128), "--seed", a.get("seed", 0)))
+        elif step.action == "prepare":
+            src = a.get("src") or a.get("src_if_null")
+            cmd = self._cmd("prepare", a["dataset"], "--src", src, "--out", a["out"])
+            for k in ("folds", "seed", "val_fold", "workers", "test_fraction"):
+                if a.get(k) is not None:
+                    cmd += [f"--{k.replace('_', '-')}", a[k]]
+            self._run(cmd)
+        elif step.action == "bundle":
+            b = a["bundle"]
+            ov = {k: v for k, v in a.items() if k not in ("bundle", "evaluate_args") and v is not None}
+            flat = [x for k, v in ov.items() for x in (f"--{k}", v)]
+            self._run(self._cmd("train", b, *flat))
+            ckpt = Path(a["output_dir"]) / "models" / "model.pt"
+            ev = {k: v for k, v in ov.items() if k not in ("max_epochs", "time_limit_s")}
+            ev.update({k: v for k, v in (a.get("evaluate_args") or {}).items() if v is not None})
+            flat = [x for k, v in ev.items() for x in (f"--{k}", v)]
+            self._run(self._cmd("evaluate", b, "--ckpt_path", ckpt, *flat))
+        else:
+            from medpipe.reporting.html import build_report
+
+            print(f"  building the report from {a['work_dir']}", flush=True)
+            if not self.dry_run:
+                paths = build_report(a["work_dir"], a["out"], pipeline=self.p.name, params=self.p.params)
+                print(f"  report: {paths['html']}", flush=True)
+
+    # ---------------------------------------------------------------- driver
+
+    def run(self, from_step: str | None = None, only: str | None = None) -> int:
+        ids = [s.id for s in self.p.steps]
+        for name, v in (("--from", from_step), ("--only", only)):
+            if v and v not in ids:
+                raise UserError(f"{name} {v}: no such step in {self.p.path.name} (steps: {', '.join(ids)}).")
+        forced = set(ids[ids.index(from_step):]) if from_step else set()
+        digests: dict[str, str] = {}
+        t_all = time.perf_counter()
+        print(f"pipeline {self.p.name}: {len(ids)} steps, work_dir {self.work_dir}", flush=True)
+        for i, step in enumerate(self.p.steps, 1):
+            head = f"[{i}/{len(ids)}] {step.id}"
+            if not self._enabled(step):
+                print(f"{head}: skipped (condition '{step.when}' is false)", flush=True)
+                continue
+            args = resolve(step.args, self.p.params)
+            upstream = {u: digests.get(u, (self._stamp(u) or {}).get("digest")) for u in step.after}
+            fp = _sha({"action": step.action, "args": args, "upstream": upstream})
+            if only and step.id != only:
+                st = self._stamp(step.id)
+                if st:
+                    digests[step.id] = st.get("digest")
+                continue
+            if only:
+                missing = [u for u, d in upstream.items() if d is None and self._enabled(self._step(u))]
+                if missing:
+                    raise UserError(f"--only {only}: run {', '.join(missing)} first (no outputs recorded for them).")
+            outputs, _ = self._outputs(step, args)
+            st = self._stamp(step.id)
+            # prepare always runs: it checks its own source files and does nothing (in well under a
+            # second) when they are unchanged; its datalist digest then keeps later steps skipped
+            if step.action != "prepare" and step.id not in forced and not only and st \
+                    and st.get("fingerprint") == fp and all(o.exists() for o in outputs):
+                print(f"{head}: up to date, skipped", flush=True)
+                digests[step.id] = st.get("digest")
+                continue
+            print(f"{head}: running ({step.action})", flush=True)
+            t0 = time.perf_counter()
+            try:
+                self._do(step, args)
+            except StepFailed as e:
+                print(f"\npipeline stopped: step {step.id!r} failed: {e}. Outputs of the earlier steps are intact; "
+                      f"fix the cause and re-run `medpipe run {self.p.path} --from {step.id}`.", file=sys.stderr)
+                return 1
+            if self.dry_run:
+                continue
+            outputs, digest = self._outputs(step, args)
+            absent = [str(o) for o in outputs if not o.exists()]
+            if absent:
+                print(f"\npipeline stopped: step {step.id!r} finished but did not write {', '.join(absent)}.",
+                      file=sys.stderr)
+                return 1
+            digests[step.id] = digest
+            self._write_stamp(step.id, {"fingerprint": fp, "digest": digest, "args": args,
+                                        "seconds": round(time.perf_counter() - t0, 1),
+                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            print(f"{head}: done in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(f"pipeline {self.p.name}: finished in {time.perf_counter() - t_all:.0f} s; outputs in {self.work_dir}")
+        return 0
+
+    def _step(self, sid: str) -> Step:
+        return next(s for s in self.p.steps if s.id == sid)
+
+
+class StepFailed(RuntimeError):
+    """A step's command failed."""
