@@ -1,0 +1,104 @@
+"""Pipeline runner: steps run in order, skip when up to date, --from / --only, failures stop cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from medpipe.errors import UserError
+from medpipe.pipelines.runner import PipelineRunner, load_pipeline, resolve
+from tests.conftest import REPO
+
+PIPE = """
+name: tiny
+params:
+  src: null
+  work_dir: {work}
+  patients: 3
+steps:
+  - id: synth
+    action: synth
+    when: src is null
+    args: {{dataset: phe-sich, out: "{{work_dir}}/download", patients: "{{patients}}", size: 64}}
+  - id: prepare
+    action: prepare
+    after: [synth]
+    args: {{dataset: phe-sich, src: "{{src}}", src_if_null: "{{work_dir}}/download", out: "{{work_dir}}/data", folds: 2}}
+  - id: report
+    action: report
+    after: [prepare]
+    args: {{work_dir: "{{work_dir}}", out: "{{work_dir}}/report"}}
+"""
+
+
+@pytest.fixture
+def pipe_file(tmp_path):
+    f = tmp_path / "tiny.yaml"
+    f.write_text(PIPE.format(work=tmp_path / "work"))
+    return f
+
+
+def run(pipe_file, capfd, overrides=None, **kw):
+    rc = PipelineRunner(load_pipeline(pipe_file, overrides)).run(**kw)
+    out = capfd.readouterr()
+    return rc, out.out + out.err
+
+
+def test_runs_then_skips_then_reruns_on_change(pipe_file, capfd):
+    rc, out = run(pipe_file, capfd)
+    assert rc == 0 and "[1/3] synth: running" in out and "[3/3] report: running" in out
+    work = pipe_file.parent / "work"
+    assert (work / "data/datalist.json").is_file() and (work / "report/report.html").is_file()
+    stamp = json.loads((work / ".pipeline/report.json").read_text())
+    rc, out = run(pipe_file, capfd)
+    assert rc == 0 and "synth: up to date, skipped" in out and "report: up to date, skipped" in out
+    assert "up to date (same" in out  # prepare ran and found nothing to do
+    assert json.loads((work / ".pipeline/report.json").read_text()) == stamp
+    rc, out = run(pipe_file, capfd, {"patients": "4"})  # a changed parameter re-runs what depends on it
+    assert rc == 0 and "[1/3] synth: running" in out
+    assert "[3/3] report: running" in out
+
+
+def test_from_and_only(pipe_file, capfd):
+    assert run(pipe_file, capfd)[0] == 0
+    rc, out = run(pipe_file, capfd, from_step="prepare")
+    assert "synth: up to date" in out and "[3/3] report: running" in out
+    rc, out = run(pipe_file, capfd, only="report")
+    assert rc == 0 and "report: running" in out and "synth" not in out
+    with pytest.raises(UserError, match="no such step"):
+        run(pipe_file, capfd, only="nope")
+
+
+def test_only_needs_upstream(pipe_file, capfd):
+    with pytest.raises(UserError, match="run prepare first"):
+        run(pipe_file, capfd, only="report")
+
+
+def test_failed_step_stops_and_keeps_earlier_outputs(pipe_file, tmp_path, capfd):
+    assert run(pipe_file, capfd)[0] == 0
+    work = tmp_path / "work"
+    before = (work / "data/datalist.json").read_bytes()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc, out = run(pipe_file, capfd, {"src": str(empty)})
+    assert rc == 1 and "step 'prepare' failed" in out and "--from prepare" in out
+    assert "[3/3] report" not in out
+    assert (work / "data/datalist.json").read_bytes() == before
+
+
+def test_unknown_parameter_suggests(pipe_file):
+    with pytest.raises(UserError, match="did you mean --patients"):
+        load_pipeline(pipe_file, {"patient": "3"})
+
+
+def test_resolve_keeps_types():
+    assert resolve({"a": "{n}", "b": "x/{n}", "c": ["{s}"]}, {"n": 3, "s": None}) == {"a": 3, "b": "x/3", "c": [None]}
+
+
+def test_shipped_pipeline_parses():
+    p = load_pipeline(REPO / "pipelines/phe_sich.yaml")
+    assert [s.id for s in p.steps] == ["synth", "prepare", "sich_cls", "sich_det", "sich_seg", "report"]
+    assert p.params["src"] is None
