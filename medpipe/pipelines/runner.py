@@ -192,6 +192,10 @@ class PipelineRunner:
     def _do(self, step: Step, a: dict) -> None:
         if step.action == "synth":
             out = Path(a["out"])
+            if (out / ".medpipe-synth.json").is_file() and not self.dry_run:
+                import shutil
+
+                shutil.rmtree(out)  # our own synthetic data made with other settings: make it anew
             self._run(self._cmd("synth", a["dataset"], "--out", out, "--patients", a.get("patients", 12),
                                 "--size", a.get("size", 128), "--seed", a.get("seed", 0)))
         elif step.action == "prepare":
