@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--strict", action="store_true", help="any anomaly or skipped file is an error (nothing written)")
     pp.add_argument("--quiet", action="store_true", help="print only the summary")
 
-    bundles = ("sich_cls", "sich_seg")
+    bundles = ("sich_cls", "sich_seg", "sich_det")
     for name, helptext in (("train", "train a bundle (python -m monai.bundle run ... train.json)"),
                            ("evaluate", "evaluate a checkpoint (train.json + evaluate.json)"),
                            ("infer", "run inference on a folder of slices or a NIfTI volume (inference.json)"),

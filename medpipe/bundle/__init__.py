@@ -6,4 +6,5 @@
 BUNDLES = {
     "sich_cls": {"dataset": "phe-sich", "kind": "classification"},
     "sich_seg": {"dataset": "phe-sich", "kind": "segmentation"},
+    "sich_det": {"dataset": "phe-sich", "kind": "detection"},
 }

@@ -72,6 +72,10 @@ def check_parity(bundle: str, ckpt_path: str, exported: str, fmt: str, overrides
 
 def export(bundle: str, ckpt_path: str, fmt: str, output: str | None = None, overrides: dict | None = None) -> int:
     """Export through ``python -m monai.bundle ckpt_export|onnx_export`` and check parity (<= 1e-4)."""
+    if bundle == "sich_det":  # an ultralytics network: exported by ultralytics' exporter, parity checked the same way
+        from medpipe.detection.yolo import export_yolo_cli
+
+        return export_yolo_cli(ckpt_path, fmt, output, overrides)
     if fmt not in ("torchscript", "onnx"):
         raise UserError(f"--format {fmt}: choose torchscript or onnx")
     ckpt = Path(ckpt_path).expanduser().absolute()
