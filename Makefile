@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-DEMO_CLS := --image_size 128 --max_epochs 6 --batch_size 16 --num_workers 0
+DEMO_CLS := --image_size 128 --max_epochs 12 --batch_size 16 --num_workers 0
 DEMO_SEG := --image_size 128 --max_epochs 6 --batch_size 8 --num_workers 0
 
 demo: install

@@ -84,7 +84,10 @@ def prepare_ultralytics_env(config_dir: str | os.PathLike | None = None, threads
         config_dir: folder for ultralytics' settings and fonts (``YOLO_CONFIG_DIR``). Default: the
             ``YOLO_CONFIG_DIR`` already set, else ``medpipe``'s cache folder (a temp folder unless
             ``MEDPIPE_CACHE`` says otherwise). Ignored with a warning once ultralytics is imported.
-        threads: torch CPU threads; default ``OMP_NUM_THREADS`` when set, else the usable cores.
+        threads: torch CPU threads; default: the value an earlier call chose, else ``OMP_NUM_THREADS``
+            when set, else the usable cores minus one (at least 1). On a CPU shared with other busy
+            processes, more threads than free cores makes OpenMP spin: one YOLOv8n epoch at 128 px on
+            the 2-core demo machine took 2 s with 1 thread and 6-60 s with 2 threads next to another job.
 
     Returns:
         The config folder ultralytics uses.
@@ -121,10 +124,13 @@ def prepare_ultralytics_env(config_dir: str | os.PathLike | None = None, threads
                 shutil.copyfile(font, tmp)
                 os.replace(tmp, dst)
     if threads is None:
+        threads = _STATE["threads"] or 0
+    if not threads:
         env = os.environ.get("OMP_NUM_THREADS")
         threads = int(env) if env and env.isdigit() and int(env) > 0 and not imported else 0
-        if not threads:
-            threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if not threads:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = cores - 1
     threads = max(1, int(threads))
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # else ultralytics' import sets 1
     torch.set_num_threads(threads)
@@ -683,7 +689,7 @@ def _source(r: dict):
 
 
 def _pick_examples(slices: list[dict], n: int) -> list[tuple[str, int]]:
-    """Up to ``n`` slice indices mixing TP, FP, FN (most confident mistakes first), then TN."""
+    """Up to ``n`` (outcome, slice index) pairs, round-robin over TP, FP, FN, TN (most confident mistakes first)."""
     groups: dict[str, list[int]] = {"TP": [], "FP": [], "FN": [], "TN": []}
     for i, r in enumerate(slices):
         key = ("T" if r["prediction"] == r["label"] else "F") + ("P" if r["prediction"] else "N")
@@ -693,12 +699,10 @@ def _pick_examples(slices: list[dict], n: int) -> list[tuple[str, int]]:
     groups["FN"].sort(key=lambda i: slices[i]["probability"])
     groups["TN"].sort(key=lambda i: -slices[i]["probability"])
     picked: list[tuple[str, int]] = []
-    while len(picked) < n and any(groups[k] for k in ("TP", "FP", "FN")):
-        for k in ("TP", "FP", "FN"):
+    while len(picked) < n and any(groups.values()):
+        for k in ("TP", "FP", "FN", "TN"):
             if groups[k] and len(picked) < n:
                 picked.append((k, groups[k].pop(0)))
-    while len(picked) < n and groups["TN"]:
-        picked.append(("TN", groups["TN"].pop(0)))
     return picked
 
 
@@ -997,7 +1001,8 @@ def export_yolo_cli(ckpt_path: str, fmt: str, output: str | None = None, overrid
     size = ov.get("image_size")
     size = int(size) if size not in (None, "", "None", "null") else None
     device = ov.get("device") or "cpu"
-    prepare_ultralytics_env(ov.get("yolo_config_dir"))
+    threads = ov.get("threads")
+    prepare_ultralytics_env(ov.get("yolo_config_dir"), int(threads) if threads not in (None, "", "None", "null") else None)
     size = size or _ckpt_imgsz(_load_checkpoint_model(ckpt))
     shown = f"yolo export model={ckpt} format={fmt} imgsz={size}" + (" simplify=False" if fmt == "onnx" else "") + \
         f" dynamic=False device={_ul_device(device)}"

@@ -22,7 +22,8 @@ from tests.bundles.conftest import bundle_env, read_json, run_bundle
 from tests.conftest import REPO
 
 B = "bundles/sich_det/configs"
-FAST = ["--image_size", "64", "--batch_size", "4", "--num_workers", "0", "--device", "cpu"]
+# one torch thread: the tests run next to other jobs, where a second OpenMP thread spins instead of helping
+FAST = ["--image_size", "64", "--batch_size", "4", "--num_workers", "0", "--device", "cpu", "--threads", "1"]
 FOLD = 1  # not prepare's YOLO val fold (0): the bundle's fold must decide the split
 CLASSIFICATION_KEYS = {"accuracy", "precision", "recall", "f1", "specificity", "auroc", "confusion_matrix", "per_class"}
 BOX_COLUMNS = ["patient", "slice", "image", "box_index", "xmin", "ymin", "xmax", "ymax", "confidence", "label"]
@@ -214,7 +215,7 @@ def test_infer(guard, trained, tmp_path, source):
 def test_export_matches_eager(guard, trained, tmp_path, fmt):
     out = tmp_path / ("model.onnx" if fmt == "onnx" else "model.ts")
     proc = guarded(guard, ["medpipe", "export", "sich_det", "--ckpt_path", str(trained / "models/model.pt"),
-                           "--format", fmt, "--output", str(out)])
+                           "--format", fmt, "--output", str(out), "--threads", "1"])
     assert "running: yolo export" in proc.stdout and "imgsz=64" in proc.stdout
     assert "OK, tolerance 0.0001" in proc.stdout and out.is_file()
 

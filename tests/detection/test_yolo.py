@@ -133,8 +133,8 @@ def test_conf_sweep_matches_classification_metrics(labels, probs):
 def test_examples_mix_outcomes():
     slices = [{"prediction": p, "label": y, "probability": q} for p, y, q in
               [(1, 1, 0.9), (1, 1, 0.8), (1, 0, 0.7), (0, 1, 0.1), (0, 0, 0.0), (0, 0, 0.05), (1, 0, 0.3)]]
-    picked = Y._pick_examples(slices, 5)
-    assert [k for k, _ in picked] == ["TP", "FP", "FN", "TP", "FP"]
+    picked = Y._pick_examples(slices, 6)
+    assert [k for k, _ in picked] == ["TP", "FP", "FN", "TN", "TP", "FP"]
     assert picked[1][1] == 2  # the most confident false positive first
     assert {k for k, _ in Y._pick_examples(slices, 7)} == {"TP", "FP", "FN", "TN"}
 
@@ -167,7 +167,15 @@ def test_model_argument(model, ok):
 def test_prepare_env_is_idempotent(tmp_path):
     import os
 
-    d1 = Y.prepare_ultralytics_env()
-    d2 = Y.prepare_ultralytics_env()
-    assert d1 == d2 and os.environ["YOLO_OFFLINE"] == "1"
+    import torch
+
+    before, chosen = torch.get_num_threads(), Y._STATE["threads"]
+    try:
+        d1 = Y.prepare_ultralytics_env(threads=1)
+        d2 = Y.prepare_ultralytics_env()
+        assert d1 == d2 and os.environ["YOLO_OFFLINE"] == "1"
+        assert torch.get_num_threads() == 1  # a later call without threads keeps the chosen count
+    finally:
+        Y._STATE["threads"] = chosen
+        torch.set_num_threads(before)
     assert all((d1 / f).stat().st_size > 100_000 for f in Y.FONT_NAMES)
