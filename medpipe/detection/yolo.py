@@ -157,7 +157,7 @@ def _check_model_arg(model: str) -> str:
     if m.endswith(".pt"):
         if not Path(m).expanduser().is_file():
             raise UserError(f"model {m!r}: no such file. Hub weights are not downloaded: give a local .pt path, "
-                            f"or build from an architecture, e.g. --model yolov8n.yaml (s, m: yolov8s.yaml, yolov8m.yaml).")
+                            f"or build from an architecture, e.g. --model yolov8n.yaml (or yolov8s.yaml, yolov8m.yaml).")
         return str(Path(m).expanduser().absolute())
     raise UserError(f"model {m!r}: expected an architecture (yolov8n.yaml, yolov8s.yaml, yolov8m.yaml or a local "
                     f".yaml file) or a local .pt checkpoint.")
@@ -220,7 +220,8 @@ def build_network(model: str = "yolov8n.yaml", num_classes: int = 1, channels: i
 
     Example:
         >>> net = build_network("runs/sich_det/models/model.yaml")  # doctest: +SKIP
-        >>> net.load_state_dict(torch.load("runs/sich_det/models/model_state_dict.pt", weights_only=True))  # doctest: +SKIP
+        >>> sd = torch.load("runs/sich_det/models/model_state_dict.pt", weights_only=True)  # doctest: +SKIP
+        >>> net.load_state_dict(sd)  # doctest: +SKIP
     """
     model = _check_model_arg(model)
     if _STATE["threads"] is None:
@@ -526,7 +527,8 @@ class YoloTrainer:
         best_i = int(np.argmax(fit)) if fit else None
         summary = {"epochs": len(hist["epoch"]), "best_epoch": hist["epoch"][best_i] if best_i is not None else None,
                    "checkpoint": str(models / "model.pt"),
-                   **({k: hist[k][best_i] for k in ("map50", "map50_95", "precision", "recall")} if best_i is not None else {})}
+                   **({k: hist[k][best_i] for k in ("map50", "map50_95", "precision", "recall")}
+                      if best_i is not None else {})}
         log.info("training done: %d epochs; best epoch %s (mAP50 %s, mAP50-95 %s); wrote %s", summary["epochs"],
                  summary["best_epoch"], _f(summary.get("map50")), _f(summary.get("map50_95")), models / "model.pt")
         return summary
@@ -609,7 +611,8 @@ def slice_prediction_rows(records: Sequence[dict], predictions: Sequence, conf: 
     return rows
 
 
-def conf_sweep(labels: Sequence[int], probs: Sequence[float], thresholds: Sequence[float] = SWEEP_THRESHOLDS) -> list[dict]:
+def conf_sweep(labels: Sequence[int], probs: Sequence[float],
+               thresholds: Sequence[float] = SWEEP_THRESHOLDS) -> list[dict]:
     """Slice-level metrics vs confidence threshold (a slice is positive when its best box has ``conf >= t``).
 
     Returns:
@@ -637,7 +640,7 @@ def conf_sweep(labels: Sequence[int], probs: Sequence[float], thresholds: Sequen
 
 
 def write_rows_csv(rows: Sequence[dict], path: str | os.PathLike, columns: Sequence[str]) -> Path:
-    """Write ``rows`` as CSV with ``columns`` (``label`` only when some row has one), atomically; floats with 6 decimals."""
+    """Write ``rows`` as CSV with ``columns`` (``label`` only when a row has one), atomically; 6-decimal floats."""
     path = Path(path)
     cols = [c for c in columns if c != "label" or any("label" in r for r in rows)]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -888,7 +891,8 @@ class YoloPredictor:
                 overlay_boxes(_gray(r["image"]), [], [b["box"] for b in s["boxes"]],
                               self.output_dir / "boxes" / f"{r['patient']}_{int(r['slice']):02d}.png",
                               scores=[b["confidence"] for b in s["boxes"]],
-                              title=f"{r['patient']} slice {r['slice']}: {len(s['boxes'])} box(es), conf >= {self.conf:g}")
+                              title=f"{r['patient']} slice {r['slice']}: {len(s['boxes'])} box(es), "
+                                    f"conf >= {self.conf:g}")
         n_pos = sum(s["prediction"] for s in slices)
         log.info("wrote %s: %d slices, %d with a box (conf >= %g)", self.output_dir / "predictions.csv", len(slices),
                  n_pos, self.conf)
@@ -997,12 +1001,14 @@ def export_yolo_cli(ckpt_path: str, fmt: str, output: str | None = None, overrid
     ov = dict(overrides or {})
     ckpt = Path(ckpt_path).expanduser().absolute()
     if not ckpt.is_file():
-        raise UserError(f"--ckpt_path {ckpt}: not found; train first (medpipe train sich_det) or point at models/model.pt.")
+        raise UserError(f"--ckpt_path {ckpt}: not found; train first (medpipe train sich_det) or point at "
+                        f"models/model.pt.")
     size = ov.get("image_size")
     size = int(size) if size not in (None, "", "None", "null") else None
     device = ov.get("device") or "cpu"
     threads = ov.get("threads")
-    prepare_ultralytics_env(ov.get("yolo_config_dir"), int(threads) if threads not in (None, "", "None", "null") else None)
+    threads = int(threads) if threads not in (None, "", "None", "null") else None
+    prepare_ultralytics_env(ov.get("yolo_config_dir"), threads)
     size = size or _ckpt_imgsz(_load_checkpoint_model(ckpt))
     shown = f"yolo export model={ckpt} format={fmt} imgsz={size}" + (" simplify=False" if fmt == "onnx" else "") + \
         f" dynamic=False device={_ul_device(device)}"

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -230,6 +232,29 @@ def test_monai_ckpt_export_of_network_def(guard, trained, tmp_path):
                     "--config_file", f"{B}/inference.json", "--bundle_root", "bundles/sich_det", "--use_trace", "True",
                     "--input_shape", "[1,3,64,64]"])
     assert yolo_parity(str(trained / "models/model.pt"), str(out), 64) <= 1e-4
+
+
+def test_resume_after_kill(guard, tiny_phe, tmp_path):
+    """A run killed after its first epoch continues from ultralytics' last.pt and finishes the plan."""
+    args = ["monai.bundle", "run", "--config_file", f"{B}/train.json", "--dataset_dir", str(tiny_phe),
+            "--output_dir", str(tmp_path), "--max_epochs", "3", *FAST]
+    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=bundle_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:  # history.json is written after last.pt is complete
+        deadline = time.time() + 300
+        while not (tmp_path / "history.json").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed = read_json(tmp_path / "history.json")["epoch"]
+    assert len(killed) < 3, "the run finished before it could be killed; the test proves nothing"
+    second = guarded(guard, args)
+    assert "resuming from" in second.stdout + second.stderr
+    assert read_json(tmp_path / "history.json")["epoch"] == [1, 2, 3]
+    assert (tmp_path / "models/model.pt").is_file()
 
 
 def test_metadata_valid_offline(guard):

@@ -26,7 +26,8 @@ def test_fold_data_yaml_lists_the_fold(tiny_phe, tmp_path, fold):  # noqa: F811
     assert cfg["nc"] == 1 and cfg["names"] == {0: "phe"}
     assert cfg["path"] == str(tmp_path / "data") and "test" not in cfg
     recs = _datalist(tiny_phe)["training"]
-    for split, want in (("train", [r for r in recs if r["fold"] != fold]), ("val", [r for r in recs if r["fold"] == fold])):
+    expected = {"train": [r for r in recs if r["fold"] != fold], "val": [r for r in recs if r["fold"] == fold]}
+    for split, want in expected.items():
         listed = open(cfg[split]).read().split()
         assert cfg[split].startswith("/") and all(p.startswith(str(tiny_phe / "yolo/images")) for p in listed)
         assert [p.rsplit("/", 1)[1] for p in listed] == [r["image"].rsplit("/", 1)[1] for r in want]
