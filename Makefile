@@ -15,8 +15,6 @@ export YOLO_OFFLINE := 1
 export TORCH_HOME := $(CACHE)/torch
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-DEMO_DATA := data/phe-sich-raw
-DEMO_OUT := data/phe-sich
 
 .PHONY: install demo test clean bench
 
@@ -30,17 +28,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-DEMO_CLS := --image_size 128 --max_epochs 12 --batch_size 16 --num_workers 0
-DEMO_SEG := --image_size 128 --max_epochs 6 --batch_size 8 --num_workers 0
-
 demo: install
-	$(VENV)/bin/medpipe synth phe-sich --out $(DEMO_DATA)
-	$(VENV)/bin/medpipe prepare phe-sich --src $(DEMO_DATA) --out $(DEMO_OUT)
-	$(VENV)/bin/medpipe train sich_cls --dataset_dir $(DEMO_OUT) --output_dir runs/sich_cls $(DEMO_CLS)
-	$(VENV)/bin/medpipe evaluate sich_cls --ckpt_path runs/sich_cls/models/model.pt --dataset_dir $(DEMO_OUT) --output_dir runs/sich_cls $(DEMO_CLS)
-	$(VENV)/bin/medpipe train sich_seg --dataset_dir $(DEMO_OUT) --output_dir runs/sich_seg $(DEMO_SEG)
-	$(VENV)/bin/medpipe evaluate sich_seg --ckpt_path runs/sich_seg/models/model.pt --dataset_dir $(DEMO_OUT) --output_dir runs/sich_seg --cls_predictions runs/sich_cls/predictions.csv $(DEMO_SEG)
-	@$(PY) -m medpipe.reporting.summary $(DEMO_OUT) runs/sich_cls runs/sich_seg
+	$(VENV)/bin/medpipe run pipelines/phe_sich.yaml --work_dir runs/demo
+	@$(PY) -m medpipe.reporting.summary data/phe-sich runs/demo/sich_cls runs/demo/sich_det runs/demo/sich_seg
 
 test: install
 	$(PY) -m pytest -q tests
@@ -49,4 +39,4 @@ bench: install
 	$(PY) benchmarks/bench_prepare_phe_sich.py
 
 clean:
-	rm -rf runs data/phe-sich data/phe-sich-raw .cache .pytest_cache
+	rm -rf runs data .cache .pytest_cache

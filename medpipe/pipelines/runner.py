@@ -220,7 +220,8 @@ class PipelineRunner:
 
             print(f"  building the report from {a['work_dir']}", flush=True)
             if not self.dry_run:
-                paths = build_report(a["work_dir"], a["out"], pipeline=self.p.name, params=self.p.params)
+                paths = build_report(a["work_dir"], a["out"], pipeline=self.p.name, params=self.p.params,
+                                     data_dir=a.get("data_dir"))
                 print(f"  report: {paths['html']}", flush=True)
 
     # ---------------------------------------------------------------- driver
@@ -282,7 +283,22 @@ class PipelineRunner:
                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
             print(f"{head}: done in {time.perf_counter() - t0:.0f} s", flush=True)
         print(f"pipeline {self.p.name}: finished in {time.perf_counter() - t_all:.0f} s; outputs in {self.work_dir}")
+        if not self.dry_run:
+            self._print_where()
         return 0
+
+    def _print_where(self) -> None:
+        """Where to look: the report and the TensorBoard command for the bundle runs."""
+        for step in self.p.steps:
+            a = resolve(step.args, self.p.params)
+            if step.action == "report" and (Path(a["out"]) / "report.html").is_file():
+                print(f"report: {Path(a['out']).absolute() / 'report.html'} (Markdown twin: report.md)")
+        tb = [(s.id, Path(resolve(s.args, self.p.params)["output_dir"]).absolute() / "tb")
+              for s in self.p.steps if s.action == "bundle"]
+        tb = [(n, p) for n, p in tb if p.is_dir()]
+        if tb:
+            print("watch the runs: tensorboard --logdir_spec " + ",".join(f"{n}:{p}" for n, p in tb)
+                  + " --host 127.0.0.1 --port 6006")
 
     def _step(self, sid: str) -> Step:
         return next(s for s in self.p.steps if s.id == sid)

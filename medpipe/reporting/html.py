@@ -98,14 +98,16 @@ def _slice_tables(work: Path) -> dict[str, list[dict]]:
     return tables
 
 
-def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | None = None) -> dict:
+def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | None = None,
+                 data_dir=None) -> dict:
     """Write ``out_dir/report.html`` (self-contained) and ``out_dir/report.md`` (+ ``out_dir/images/``).
 
     Args:
-        work_dir: the pipeline's work folder (``data/``, ``sich_cls/``, ``sich_det/``, ``sich_seg/``).
+        work_dir: the pipeline's work folder (``sich_cls/``, ``sich_det/``, ``sich_seg/``).
         out_dir: where the report goes.
         pipeline: pipeline name for the title.
         params: the pipeline parameters, listed in the report.
+        data_dir: the prepared dataset (default ``work_dir/data``).
 
     Returns:
         ``{"html": path, "md": path}``.
@@ -146,7 +148,7 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
         both("<h2>Settings</h2>", "## Settings\n")
         table([[k, v] for k, v in params.items()], ["parameter", "value"])
 
-    rep = _read_json(work / "data" / "prepare_report.json")
+    rep = _read_json(Path(data_dir or work / "data") / "prepare_report.json")
     both("<h2>Dataset</h2>", "## Dataset\n")
     if rep:
         src = rep["source"]
