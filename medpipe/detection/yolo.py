@@ -104,7 +104,9 @@ def prepare_ultralytics_env(config_dir: str | os.PathLike | None = None, threads
     if config_dir and not imported:
         os.environ["YOLO_CONFIG_DIR"] = str(Path(config_dir).expanduser().absolute())
     offline_env()  # YOLO_OFFLINE=1, HF_HUB_OFFLINE=1, cache folders (values already set win)
-    dirs = [Path(os.environ["YOLO_CONFIG_DIR"])]
+    # ultralytics keeps its settings and looks for fonts in YOLO_CONFIG_DIR/Ultralytics
+    # (utils.get_user_config_dir); the top folder gets a copy too for older releases
+    dirs = [Path(os.environ["YOLO_CONFIG_DIR"]), Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics"]
     if imported:
         from ultralytics.utils import USER_CONFIG_DIR
 
