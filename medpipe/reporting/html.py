@@ -53,10 +53,22 @@ def _fmt(v) -> str:
 
 
 def _images(run: Path, patterns: list[str]) -> list[Path]:
+    """Plots to show; for a glob, a few files taken round-robin over their name prefixes (TP_, FP_, ...)."""
     out = []
     for pat in patterns:
         found = sorted(run.glob(pat))
-        out += found[:MAX_PER_GLOB] if "*" in pat else found
+        if "*" not in pat:
+            out += found
+            continue
+        groups: dict[str, list[Path]] = {}
+        for f in found:
+            groups.setdefault(f.name.split("_")[0], []).append(f)
+        picked = []
+        while len(picked) < MAX_PER_GLOB and any(groups.values()):
+            for key in sorted(groups):
+                if groups[key] and len(picked) < MAX_PER_GLOB:
+                    picked.append(groups[key].pop(0))
+        out += picked
     return [p for p in out if p.is_file()]
 
 
