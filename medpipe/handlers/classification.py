@@ -118,6 +118,14 @@ class _Collector:
         raise NotImplementedError
 
 
+def minmax_per_sample(x: torch.Tensor) -> torch.Tensor:
+    """Scale each map of a ``(B, 1, H, W)`` batch to [0, 1] (min -> 0, max -> 1)."""
+    flat = x.reshape(x.shape[0], -1)
+    lo = flat.min(dim=1).values.reshape(-1, *([1] * (x.ndim - 1)))
+    hi = flat.max(dim=1).values.reshape(-1, *([1] * (x.ndim - 1)))
+    return (x - lo) / (hi - lo).clamp(min=1e-12)
+
+
 def write_predictions_csv(rows: list[dict], path: Path, threshold: float) -> None:
     cols = ["patient", "slice", "image", "probability", "prediction"] + (["label"] if rows and "label" in rows[0] else [])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +241,9 @@ class ClassificationReport(_Collector):
         net = self.network.module if isinstance(self.network, torch.nn.parallel.DistributedDataParallel) else self.network
         was_training = net.training
         net.eval()
-        cam = GradCAM(nn_module=net, target_layers=self.gradcam_layer)
+        # MONAI's default normalizer maps (min, max) to (1, 0), i.e. flips the map; keep the
+        # usual orientation (high = evidence for the positive class)
+        cam = GradCAM(nn_module=net, target_layers=self.gradcam_layer, postprocessing=minmax_per_sample)
         for key, rs in groups.items():
             for r in rs:
                 item = self.transform({"image": r["image"]}) if self.transform else {"image": r["image"]}

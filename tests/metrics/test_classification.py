@@ -184,3 +184,26 @@ def test_best_threshold_brute_force(metric):
 def test_best_threshold_undefined(y, metric):
     with pytest.raises(ValueError):
         best_threshold(y, [0.2, 0.4], metric=metric)
+
+
+def test_gradcam_highlights_the_evidence_not_its_complement():
+    """MONAI's default CAM normalizer flips maps; ours must keep high = evidence for the class."""
+    import torch
+    from monai.visualize import GradCAM
+
+    from medpipe.handlers.classification import minmax_per_sample
+
+    class Net(torch.nn.Module):  # logit 1 = mean of the top-left quadrant of a feature map
+        def __init__(self):
+            super().__init__()
+            self.features = torch.nn.Conv2d(1, 1, 1, bias=False)
+            torch.nn.init.ones_(self.features.weight)
+
+        def forward(self, x):
+            f = torch.relu(self.features(x))
+            return torch.stack([-f.mean((1, 2, 3)), f[:, :, :8, :8].mean((1, 2, 3))], 1)
+
+    x = torch.zeros(1, 1, 16, 16)
+    x[..., :8, :8] = 1.0
+    cam = GradCAM(nn_module=Net(), target_layers="features", postprocessing=minmax_per_sample)(x, class_idx=1)[0, 0]
+    assert cam[:8, :8].mean() > cam[8:, 8:].mean()
