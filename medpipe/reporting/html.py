@@ -201,8 +201,11 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
         seed = SEED_NUMBERS.get(bundle, {})
         rows = []
         for k, v in _metric_rows(bundle, m):
-            ref = next((sv for sk, sv in seed.items() if sk == k or k == f"slice-level {sk.split()[-1]}" and
-                        sk.startswith("slice")), None)
+            if k.startswith("seg->cls "):
+                ref = SEED_NUMBERS["seg_to_cls"].get(k.split()[1])
+            else:
+                ref = next((sv for sk, sv in seed.items() if sk == k or k == f"slice-level {sk.split()[-1]}" and
+                            sk.startswith("slice")), None)
             rows.append([k, v, ref])
         table(rows, ["metric", "medpipe (patient-level split)", "seed project (slice-level split, leaks patients)"])
         for p in _images(run, PLOTS[bundle]):
