@@ -21,10 +21,18 @@ def summarize(dataset_dir: str, runs: list[str]) -> str:
             lines.append(f"{run}: no eval/metrics.json (not evaluated yet)")
             continue
         m = json.loads(m_path.read_text())
-        keys = ("dice", "iou", "sensitivity", "specificity", "dice_per_case_mean") if "dice" in m else \
-            ("accuracy", "precision", "recall", "f1", "specificity", "auroc")
+        if "dice" in m:
+            keys = ("dice", "iou", "sensitivity", "specificity", "dice_per_case_mean")
+        elif "map50" in m:
+            keys = ("map50", "map50_95", "precision", "recall")
+        else:
+            keys = ("accuracy", "precision", "recall", "f1", "specificity", "auroc")
         vals = ", ".join(f"{k} {m[k]:.3f}" for k in keys if isinstance(m.get(k), (int, float)))
         lines.append(f"{Path(run).name} ({m.get('split', 'val')} fold {m.get('fold', '?')}): {vals}")
+        if isinstance(m.get("slice_level"), dict):
+            sl = m["slice_level"]
+            lines.append("  slice level (any box >= conf): " + ", ".join(
+                f"{k} {sl[k]:.3f}" for k in ("accuracy", "precision", "recall", "f1") if isinstance(sl.get(k), (int, float))))
         if "seg_to_cls" in m:
             s = m["seg_to_cls"]
             lines.append(f"  seg->cls (area >= {s['area_threshold']} px, {s['selection']}): accuracy "
