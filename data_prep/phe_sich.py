@@ -27,7 +27,7 @@ import os
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from data_prep import phe_sich_layout as L

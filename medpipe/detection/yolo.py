@@ -642,18 +642,10 @@ def conf_sweep(labels: Sequence[int], probs: Sequence[float],
 
 
 def write_rows_csv(rows: Sequence[dict], path: str | os.PathLike, columns: Sequence[str]) -> Path:
-    """Write ``rows`` as CSV with ``columns`` (``label`` only when a row has one), atomically; 6-decimal floats."""
-    path = Path(path)
-    cols = [c for c in columns if c != "label" or any("label" in r for r in rows)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
-    os.replace(tmp, path)
-    return path
+    """Write ``rows`` as CSV with ``columns`` (see :func:`medpipe.utils.fs.write_csv_atomic`)."""
+    from medpipe.utils.fs import write_csv_atomic
+
+    return write_csv_atomic(rows, path, columns)
 
 
 def _predict(yolo, sources: Sequence, image_size: int, device, conf: float, iou: float, max_det: int,

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -127,15 +126,11 @@ def minmax_per_sample(x: torch.Tensor) -> torch.Tensor:
 
 
 def write_predictions_csv(rows: list[dict], path: Path, threshold: float) -> None:
-    cols = ["patient", "slice", "image", "probability", "prediction"] + (["label"] if rows and "label" in rows[0] else [])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({**r, "probability": f"{r['probability']:.6f}", "prediction": int(r["probability"] >= threshold)})
-    os.replace(tmp, path)
+    """``predictions.csv``: patient, slice, image, probability, prediction (at ``threshold``) [, label]."""
+    from medpipe.utils.fs import write_csv_atomic
+
+    write_csv_atomic([{**r, "prediction": int(r["probability"] >= threshold)} for r in rows], path,
+                     ["patient", "slice", "image", "probability", "prediction", "label"])
 
 
 class PredictionWriter(_Collector):

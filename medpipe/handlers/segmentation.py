@@ -157,7 +157,7 @@ class SegmentationReport:
         ev = self.output_dir / "eval"
         ev.mkdir(parents=True, exist_ok=True)
         m = counter.compute()
-        per_case = m.pop("per_case", [])
+        m.pop("per_case", None)  # per-slice rows go to predictions.csv, not metrics.json
         m.update(self.extra)
         m["resolution"] = "native (predictions resized to each stored slice's size)"
         s2c = evaluate_seg_to_cls(rows, out_dir=ev, class_names=self.class_names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -140,3 +141,21 @@ def fingerprint(entries: Iterable, extra=None) -> str:
     if extra is not None:
         h.update(json.dumps(extra, sort_keys=True, default=str).encode())
     return h.hexdigest()
+
+
+def write_csv_atomic(rows, path: str | Path, columns) -> Path:
+    """Write dict ``rows`` as CSV with ``columns`` (extra keys ignored; floats with 6 decimals), atomically.
+
+    ``label`` is dropped from the columns when no row has one (inference without ground truth).
+    """
+    path = Path(path)
+    cols = [c for c in columns if c != "label" or any("label" in r for r in rows)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
+    os.replace(tmp, path)
+    return path
