@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import sys
 import time
@@ -24,6 +22,7 @@ def record_run(output_dir: str, settings: dict, dataset_dir: str | None = None, 
 
     from medpipe import __version__
     from medpipe.data.datalist import datalist_fingerprint
+    from medpipe.utils.fs import write_json
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -40,7 +39,5 @@ def record_run(output_dir: str, settings: dict, dataset_dir: str | None = None, 
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     path = out / name
-    tmp = out / f".{name}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(rec, indent=2))
-    os.replace(tmp, path)
+    write_json(path, rec, atomic=True)
     return str(path)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 from ignite.metrics import Metric
+
+from medpipe.utils.fs import write_json
 
 log = logging.getLogger("medpipe")
 
@@ -189,9 +190,7 @@ class ClassificationReport(_Collector):
         m = classification_metrics(y, p, threshold=self.threshold, class_names=self.class_names)
         m.update({k: v for k, v in self.extra.items()})
         self.metrics = m
-        tmp = ev / f".metrics.json.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(m, indent=2, default=str))
-        os.replace(tmp, ev / "metrics.json")
+        write_json(ev / "metrics.json", m, atomic=True)
         write_predictions_csv(rows, self.output_dir / "predictions.csv", self.threshold)
         plot_confusion_matrix(m["confusion_matrix"], self.class_names, ev / "confusion_matrix.png",
                               title=f"slice classification (threshold {self.threshold:g}, n={len(rows)})")

@@ -20,13 +20,10 @@ from ignite.engine import Engine, Events
 from ignite.metrics import Metric
 
 from medpipe.handlers.classification import _items, _meta_str, gather_lists
+from medpipe.handlers.training import _is_main_rank
+from medpipe.utils.fs import write_csv_atomic, write_json
 
 log = logging.getLogger("medpipe")
-
-
-def _is_main_rank() -> bool:
-    d = torch.distributed
-    return not (d.is_available() and d.is_initialized()) or d.get_rank() == 0
 
 
 def foreground_of(output) -> list:
@@ -163,16 +160,9 @@ class SegmentationReport:
         s2c = evaluate_seg_to_cls(rows, out_dir=ev, class_names=self.class_names)
         m["seg_to_cls"] = {k: s2c[k] for k in ("area_threshold", "selection", "accuracy", "precision", "recall",
                                                "f1", "specificity", "auroc") if k in s2c}
-        tmp = ev / f".metrics.json.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(m, indent=2, default=str))
-        os.replace(tmp, ev / "metrics.json")
-        path = self.output_dir / "predictions.csv"
-        tmpc = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmpc, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["patient", "slice", "image", "pred_area", "target_area", "dice", "label"])
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmpc, path)
+        write_json(ev / "metrics.json", m, atomic=True)
+        write_csv_atomic(rows, self.output_dir / "predictions.csv",
+                         ["patient", "slice", "image", "pred_area", "target_area", "dice", "label"])
         pc = m["pixel_confusion"]
         plot_confusion_matrix([[pc["tn"], pc["fp"]], [pc["fn"], pc["tp"]]], ["background", self.class_names[1]],
                               ev / "pixel_confusion.png", title=f"pixel confusion over {len(rows)} slices")
@@ -257,10 +247,7 @@ class MaskWriter:
             out = self.output_dir / "masks" / f"{name}_phe.nii.gz"
             write_mask_nifti(stack, vol, out)
             log.info("wrote %s (%d slices, geometry of %s)", out, len(stack), vol)
-        path = self.output_dir / "predictions.csv"
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["patient", "slice", "image", "pred_area", "positive"])
-            w.writeheader()
-            w.writerows(self.rows)
+        path = write_csv_atomic(self.rows, self.output_dir / "predictions.csv",
+                                ["patient", "slice", "image", "pred_area", "positive"])
         log.info("wrote %s: %d slices, %d with predicted PHE (area >= %d px)", path, len(self.rows),
                  sum(r["positive"] for r in self.rows), self.area_threshold)

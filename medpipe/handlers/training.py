@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from ignite.engine import Engine, Events
 
+from medpipe.utils.fs import write_json
+
 log = logging.getLogger("medpipe")
 
 
@@ -120,9 +122,7 @@ class TrainingHistory:
                     self._writer.add_scalar(f"epoch/{k}", v, e)
             self._writer.flush()
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.output_dir / f".history.json.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(self.history, indent=1))
-        os.replace(tmp, self.output_dir / "history.json")
+        write_json(self.output_dir / "history.json", self.history, atomic=True)
         done = e - self._start_epoch
         el = time.perf_counter() - self._t0
         left = (engine.state.max_epochs - e) * el / max(1, done)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medpipe.errors import UserError
+from medpipe.utils.fs import write_json
 
 ACTIONS = ("synth", "prepare", "bundle", "report")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -146,9 +147,7 @@ class PipelineRunner:
 
     def _write_stamp(self, sid: str, stamp: dict) -> None:
         self.stamp_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.stamp_dir / f".{sid}.json.tmp"
-        tmp.write_text(json.dumps(stamp, indent=1))
-        os.replace(tmp, self.stamp_dir / f"{sid}.json")
+        write_json(self.stamp_dir / f"{sid}.json", stamp, atomic=True)
 
     def _enabled(self, step: Step) -> bool:
         if not step.when:

@@ -11,10 +11,11 @@ import base64
 import csv
 import html
 import json
-import os
 import shutil
 import time
 from pathlib import Path
+
+from medpipe.utils.fs import atomic_write_text
 
 #: what the seed project reported on the full dataset with a slice-level split (patients leak)
 SEED_NUMBERS = {
@@ -242,7 +243,5 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
     html_text = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
                  f"<style>{css}</style></head><body>" + "\n".join(H) + "</body></html>\n")
     for name, text in (("report.html", html_text), ("report.md", "\n".join(M))):
-        tmp = out / f".{name}.tmp-{os.getpid()}"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        atomic_write_text(out / name, text)
     return {"html": str(out / "report.html"), "md": str(out / "report.md")}

@@ -29,7 +29,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, obj, atomic: bool = False) -> None:
     """Write ``obj`` as indented JSON (optionally atomically)."""
-    text = json.dumps(obj, indent=2, sort_keys=False) + "\n"
+    text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
     if atomic:
         atomic_write_text(path, text)
     else:

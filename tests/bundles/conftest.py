@@ -45,3 +45,28 @@ def tiny_phe(tmp_path_factory) -> Path:
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def train_tiny(bundle_configs: str, dataset: Path, out: Path, fast: list[str], epochs: int = 2) -> Path:
+    """Train a bundle on the tiny dataset for ``epochs`` epochs into ``out`` (as a user would)."""
+    run_bundle(["monai.bundle", "run", "--config_file", f"{bundle_configs}/train.json", "--dataset_dir", str(dataset),
+                "--output_dir", str(out), "--max_epochs", str(epochs), *fast])
+    return out
+
+
+def start_then_kill(args: list[str], marker: Path, timeout: float = 300) -> None:
+    """Start ``python -m *args``; SIGKILL it as soon as ``marker`` exists (or it exits / times out)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=bundle_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + timeout
+        while not marker.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

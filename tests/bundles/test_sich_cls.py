@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import csv
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from tests.bundles.conftest import bundle_env, read_json, run_bundle
+from tests.bundles.conftest import bundle_env, read_json, run_bundle, start_then_kill, train_tiny
 from tests.conftest import REPO
 
 B = "bundles/sich_cls/configs"
@@ -21,10 +19,7 @@ CLASSIFICATION_KEYS = {"accuracy", "precision", "recall", "f1", "specificity", "
 
 @pytest.fixture(scope="module")
 def trained(tiny_phe, tmp_path_factory):
-    out = tmp_path_factory.mktemp("sich_cls_run")
-    run_bundle(["monai.bundle", "run", "--config_file", f"{B}/train.json", "--dataset_dir", str(tiny_phe),
-                "--output_dir", str(out), "--max_epochs", "2", *FAST])
-    return out
+    return train_tiny(B, tiny_phe, tmp_path_factory.mktemp("sich_cls_run"), FAST)
 
 
 def test_train_outputs(trained):
@@ -104,17 +99,7 @@ def test_reproducible_and_resumable(tiny_phe, tmp_path):
             "--max_epochs", "3", *FAST]
     run_bundle(args + ["--output_dir", str(a)])
     # b: start, kill as soon as the first epoch's checkpoint exists, then run again
-    proc = subprocess.Popen([sys.executable, "-m", *args, "--output_dir", str(b)], cwd=REPO, env=bundle_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 300
-        while not (b / "models/checkpoint_last.pt").exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    start_then_kill(args + ["--output_dir", str(b)], b / "models/checkpoint_last.pt")
     killed_epochs = len(read_json(b / "history.json")["epoch"])
     assert killed_epochs < 3, "the run finished before it could be killed; the test proves nothing"
     second = run_bundle(args + ["--output_dir", str(b)])

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.bundles.conftest import bundle_env, read_json, run_bundle
+from tests.bundles.conftest import bundle_env, read_json, run_bundle, start_then_kill
 from tests.conftest import REPO
 
 B = "bundles/sich_det/configs"
@@ -238,17 +236,7 @@ def test_resume_after_kill(guard, tiny_phe, tmp_path):
     """A run killed after its first epoch continues from ultralytics' last.pt and finishes the plan."""
     args = ["monai.bundle", "run", "--config_file", f"{B}/train.json", "--dataset_dir", str(tiny_phe),
             "--output_dir", str(tmp_path), "--max_epochs", "3", *FAST]
-    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=bundle_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:  # history.json is written after last.pt is complete
-        deadline = time.time() + 300
-        while not (tmp_path / "history.json").exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    start_then_kill(args, tmp_path / "history.json")  # history.json is written after last.pt is complete
     killed = read_json(tmp_path / "history.json")["epoch"]
     assert len(killed) < 3, "the run finished before it could be killed; the test proves nothing"
     second = guarded(guard, args)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.bundles.conftest import bundle_env, read_json, run_bundle
+from tests.bundles.conftest import bundle_env, read_json, run_bundle, train_tiny
 from tests.conftest import REPO
 
 B = "bundles/sich_seg/configs"
@@ -21,10 +21,7 @@ SEG_KEYS = {"dice", "iou", "sensitivity", "specificity", "dice_per_case_mean", "
 
 @pytest.fixture(scope="module")
 def trained(tiny_phe, tmp_path_factory):
-    out = tmp_path_factory.mktemp("sich_seg_run")
-    run_bundle(["monai.bundle", "run", "--config_file", f"{B}/train.json", "--dataset_dir", str(tiny_phe),
-                "--output_dir", str(out), "--max_epochs", "2", *FAST])
-    return out
+    return train_tiny(B, tiny_phe, tmp_path_factory.mktemp("sich_seg_run"), FAST)
 
 
 def test_train_outputs(trained):
