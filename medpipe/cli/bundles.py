@@ -1,0 +1,68 @@
+"""``medpipe train|evaluate|infer|export BUNDLE``: thin wrappers over ``monai.bundle``."""
+
+from __future__ import annotations
+
+import argparse
+
+from medpipe.bundle import BUNDLES
+
+EXAMPLES = {
+    "train": """\
+        examples:
+          medpipe train sich_cls                                   # defaults: data/phe-sich -> runs/sich_cls
+          medpipe train sich_seg --max_epochs 5 --image_size 128 --device cpu
+        """,
+    "evaluate": """\
+        examples:
+          medpipe evaluate sich_cls --ckpt_path runs/sich_cls/models/model.pt
+        """,
+    "infer": """\
+        examples:
+          medpipe infer sich_cls --ckpt_path runs/sich_cls/models/model.pt --input slices/ --output_dir runs/infer
+          medpipe infer sich_seg --ckpt_path runs/sich_seg/models/model.pt --input 0001.nii.gz
+        """,
+    "export": """\
+        examples:
+          medpipe export sich_cls --ckpt_path runs/sich_cls/models/model.pt --format onnx
+          medpipe export sich_seg --ckpt_path runs/sich_seg/models/model.pt --format torchscript --output model.ts
+        """,
+}
+HELP = {"train": "train a bundle (python -m monai.bundle run ... train.json)",
+        "evaluate": "evaluate a checkpoint (train.json + evaluate.json)",
+        "infer": "run inference on a folder of slices or a NIfTI volume (inference.json)",
+        "export": "export to TorchScript or ONNX and check parity with the eager model"}
+
+
+def add_parsers(sub) -> None:
+    from medpipe.cli import epilog
+
+    for name, helptext in HELP.items():
+        pb = sub.add_parser(name, help=helptext, description=helptext + ". Any --KEY VALUE is passed on as a "
+                            "bundle config override; the monai.bundle command is printed before it runs.",
+                            epilog=epilog(EXAMPLES[name]), formatter_class=argparse.RawDescriptionHelpFormatter)
+        pb.add_argument("bundle", choices=tuple(BUNDLES), help="bundle name")
+        if name in ("evaluate", "infer", "export"):
+            pb.add_argument("--ckpt_path", required=name != "evaluate", help="checkpoint (models/model.pt)")
+        if name == "infer":
+            pb.add_argument("--input", required=True, help="folder of PNG/JPG slices, one slice, or a .nii/.nii.gz volume")
+        if name == "export":
+            pb.add_argument("--format", required=True, choices=("torchscript", "onnx"))
+            pb.add_argument("--output", help="output file (default: next to the checkpoint)")
+        pb.add_argument("--dry-run", action="store_true", help="print the monai.bundle command without running it")
+        pb.set_defaults(handler=run, accepts_overrides=True)
+
+
+def run(args, extra: list[str]) -> int:
+    from medpipe.bundle.runner import monai_command, parse_overrides, show_and_run
+
+    ov = parse_overrides(extra)
+    for key in ("ckpt_path", "input"):
+        if getattr(args, key, None):
+            ov.update(parse_overrides([f"--{key}", getattr(args, key)]))
+    if args.command == "export":
+        from medpipe.bundle.export import export
+
+        return export(args.bundle, ov.pop("ckpt_path"), args.format, args.output, ov)
+    configs = {"train": ["train.json"], "evaluate": ["train.json", "evaluate.json"],
+               "infer": ["inference.json"]}[args.command]
+    return show_and_run(monai_command("run", args.bundle, ov, configs), dry_run=args.dry_run)

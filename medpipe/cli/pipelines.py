@@ -1,0 +1,34 @@
+"""``medpipe run``: run a pipeline YAML (:mod:`medpipe.pipelines.runner`)."""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLES = """\
+    examples:
+      medpipe run pipelines/phe_sich.yaml                                   # synthetic data, offline
+      medpipe run pipelines/phe_sich.yaml --src ~/PHE-SICH-CT-IDS --work_dir runs/phe_real
+      medpipe run pipelines/phe_sich.yaml --from sich_seg --seg_epochs 20
+    """
+
+
+def add_parsers(sub) -> None:
+    from medpipe.cli import epilog
+
+    pr = sub.add_parser("run", help="run a pipeline (pipelines/NAME.yaml): prepare -> bundles -> report",
+                        description="Run the steps of a pipeline YAML, skipping those whose outputs are up to date. "
+                                    "Any --KEY VALUE overrides a parameter of the pipeline.",
+                        epilog=epilog(EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter)
+    pr.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/phe_sich.yaml")
+    pr.add_argument("--from", dest="from_step", metavar="STEP", help="force STEP and every later step to run")
+    pr.add_argument("--only", metavar="STEP", help="run only STEP (its upstream steps must have run)")
+    pr.add_argument("--dry-run", action="store_true", help="print the commands without running them")
+    pr.set_defaults(handler=run, accepts_overrides=True)
+
+
+def run(args, extra: list[str]) -> int:
+    from medpipe.bundle.runner import parse_overrides
+    from medpipe.pipelines.runner import PipelineRunner, load_pipeline
+
+    pipe = load_pipeline(args.pipeline, parse_overrides(extra))
+    return PipelineRunner(pipe, dry_run=args.dry_run).run(from_step=args.from_step, only=args.only)
