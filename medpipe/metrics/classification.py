@@ -18,74 +18,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# the binary building blocks live with the sweep; re-exported here for existing imports
+from medpipe.metrics.thresholds import (_as_binary_labels, _as_scores, _safe_div,  # noqa: F401
+                                        _sweep_arrays, _to_numpy, rates_from_counts)
+
 __all__ = ["classification_metrics", "roc_points", "best_threshold", "rates_from_counts"]
-
-
-def _safe_div(num, den):
-    """``num / den`` elementwise with ``0/0`` (any ``x/0``) defined as 0.0; arrays or scalars."""
-    num = np.asarray(num, dtype=np.float64)
-    den = np.asarray(den, dtype=np.float64)
-    out = np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den != 0)
-    return out if out.ndim else float(out)
-
-
-def rates_from_counts(tp, fp, fn, tn) -> dict:
-    """Accuracy, precision, recall, f1 and specificity from confusion counts (scalars or arrays).
-
-    Ratios with a zero denominator are 0.0. Shared by the classification and area-sweep code.
-
-    Args:
-        tp: true positives.
-        fp: false positives.
-        fn: false negatives.
-        tn: true negatives.
-
-    Returns:
-        dict with ``accuracy``, ``precision``, ``recall``, ``f1``, ``specificity`` (python floats
-        for scalar input, float arrays for array input).
-
-    Example:
-        >>> rates_from_counts(2, 1, 1, 1)["accuracy"]
-        0.6
-    """
-    tp, fp, fn, tn = (np.asarray(v, dtype=np.float64) for v in (tp, fp, fn, tn))
-    return {
-        "accuracy": _safe_div(tp + tn, tp + fp + fn + tn),
-        "precision": _safe_div(tp, tp + fp),
-        "recall": _safe_div(tp, tp + fn),
-        "f1": _safe_div(2 * tp, 2 * tp + fp + fn),
-        "specificity": _safe_div(tn, tn + fp),
-    }
-
-
-def _to_numpy(x) -> np.ndarray:
-    """numpy view of an array-like; torch tensors (any device) without importing torch."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def _as_binary_labels(y_true, name: str = "y_true") -> np.ndarray:
-    y = _to_numpy(y_true).ravel()
-    if y.size == 0:
-        raise ValueError(f"{name} is empty")
-    if y.dtype == bool:
-        return y.astype(np.int64)
-    if not np.issubdtype(y.dtype, np.number):
-        raise ValueError(f"{name} must be numeric 0/1 labels, got dtype {y.dtype}")
-    bad = ~np.isin(y, (0, 1))
-    if bad.any():
-        raise ValueError(f"{name} must contain only 0 and 1, got e.g. {y[bad][:5].tolist()}")
-    return y.astype(np.int64)
-
-
-def _as_scores(y_prob, n: int, name: str = "y_prob") -> np.ndarray:
-    p = _to_numpy(y_prob).astype(np.float64).ravel()
-    if p.size != n:
-        raise ValueError(f"{name} has {p.size} values but y_true has {n}")
-    if not np.isfinite(p).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return p
 
 
 def _inputs(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
@@ -192,19 +129,11 @@ def roc_points(y_true, y_prob) -> tuple[list[float], list[float], list[float]]:
     return fpr.tolist(), tpr.tolist(), [float(t) for t in thr]
 
 
-def _counts_at_thresholds(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray):
-    """tp, fp, fn, tn (int arrays) for "positive when p >= t" at each threshold t."""
-    pos = np.sort(p[y == 1])
-    neg = np.sort(p[y == 0])
-    tp = pos.size - np.searchsorted(pos, thresholds, side="left")
-    fp = neg.size - np.searchsorted(neg, thresholds, side="left")
-    return tp, fp, pos.size - tp, neg.size - fp
-
-
 def best_threshold(y_true, y_prob, metric: str = "f1") -> float:
     """The score threshold (rule ``y_prob >= t``) that maximizes ``metric``.
 
-    Candidates are the unique values of ``y_prob``; ties go to the smallest threshold.
+    Candidates are the unique values of ``y_prob`` (the default rows of
+    :func:`medpipe.metrics.thresholds.threshold_sweep`); ties go to the smallest threshold.
 
     Args:
         y_true: 0/1 labels.
@@ -230,8 +159,7 @@ def best_threshold(y_true, y_prob, metric: str = "f1") -> float:
         raise ValueError("cannot choose a threshold: y_true has no positives")
     if metric == "youden" and n_pos == y.size:
         raise ValueError("Youden's J is undefined: y_true has no negatives")
-    cand = np.unique(p)  # sorted ascending, so argmax (first max) = smallest threshold on ties
-    tp, fp, fn, tn = _counts_at_thresholds(y, p, cand)
-    r = rates_from_counts(tp, fp, fn, tn)
+    # candidates = unique scores, ascending, so argmax (first max) = smallest threshold on ties
+    cand, r = _sweep_arrays(y, p)
     score = r["f1"] if metric == "f1" else r["recall"] + r["specificity"] - 1.0
     return float(cand[int(np.argmax(score))])

@@ -16,9 +16,9 @@ Conventions:
   only; it is ``None`` when there is no such case. Empty-target cases never enter it, even when
   the model predicted foreground there: those show up in ``empty_case_false_positive_rate``, the
   fraction of empty-target cases with any predicted foreground (``None`` when there are none).
-* Area sweep: a slice is called positive when its predicted foreground area ``>= A``.
-  All ratios with a zero denominator in the sweep are 0.0 (as in
-  :mod:`medpipe.metrics.classification`).
+* Area sweep: a slice is called positive when its predicted foreground area ``>= A``; it is
+  :func:`medpipe.metrics.thresholds.threshold_sweep` over the areas, so all ratios with a zero
+  denominator are 0.0 there too.
 * Everything returned is plain python ``int``/``float``/``list``/``dict``/``None`` (JSON-ready).
 """
 
@@ -28,13 +28,11 @@ from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 
-from medpipe.metrics.classification import _as_binary_labels, _to_numpy, rates_from_counts
+from medpipe.metrics.thresholds import (SWEEP_METRICS, _as_binary_labels, _to_numpy,
+                                        choose_threshold, threshold_sweep)
 
 __all__ = ["pixel_confusion", "PixelCounter", "area_threshold_sweep", "choose_area_threshold",
            "SWEEP_METRICS"]
-
-#: the metric keys of each :func:`area_threshold_sweep` row
-SWEEP_METRICS = ("accuracy", "precision", "recall", "f1", "specificity")
 
 
 def _to_bool(x) -> np.ndarray:
@@ -202,10 +200,6 @@ def _default_area_thresholds(areas: np.ndarray, max_thresholds: int) -> np.ndarr
     return np.unique(np.concatenate([np.zeros(1, dtype=u.dtype), u]))
 
 
-def _py_number(v):
-    return int(v) if np.issubdtype(np.asarray(v).dtype, np.integer) else float(v)
-
-
 def area_threshold_sweep(pred_areas, labels, thresholds: Iterable[float] | None = None,
                          max_thresholds: int = 200) -> list[dict]:
     """Slice-level metrics of the rule "positive when predicted foreground area >= A" for many A.
@@ -242,25 +236,10 @@ def area_threshold_sweep(pred_areas, labels, thresholds: Iterable[float] | None 
     if not np.isfinite(a).all() or (a < 0).any():
         raise ValueError("pred_areas must be finite and >= 0")
     if thresholds is None:
-        thr = _default_area_thresholds(a, max_thresholds)
-    else:
-        thr = np.unique(np.asarray(list(thresholds)))
-        if thr.size == 0:
-            raise ValueError("thresholds is empty")
-    pos = np.sort(a[y == 1])
-    neg = np.sort(a[y == 0])
-    tp = pos.size - np.searchsorted(pos, thr, side="left")
-    fp = neg.size - np.searchsorted(neg, thr, side="left")
-    fn = pos.size - tp
-    tn = neg.size - fp
-    r = rates_from_counts(tp, fp, fn, tn)
-    rows = []
-    for i, t in enumerate(thr):
-        row = {"area": _py_number(t)}
-        row.update({k: float(r[k][i]) for k in SWEEP_METRICS})
-        row.update(tp=int(tp[i]), fp=int(fp[i]), fn=int(fn[i]), tn=int(tn[i]))
-        rows.append(row)
-    return rows
+        thresholds = _default_area_thresholds(a, max_thresholds)
+    return [{"area": r["threshold"], **{k: r[k] for k in SWEEP_METRICS},
+             **{k: r[k] for k in ("tp", "fp", "fn", "tn")}}
+            for r in threshold_sweep(y, a, thresholds)]
 
 
 def choose_area_threshold(sweep: Sequence[dict], metric: str = "f1"):
@@ -281,9 +260,4 @@ def choose_area_threshold(sweep: Sequence[dict], metric: str = "f1"):
         >>> choose_area_threshold(area_threshold_sweep([0, 0, 5, 50, 80], [0, 0, 0, 1, 1]))
         50
     """
-    if not sweep:
-        raise ValueError("empty sweep")
-    if metric not in sweep[0]:
-        raise ValueError(f"unknown metric {metric!r}; rows have {sorted(sweep[0])}")
-    best = max(sweep, key=lambda r: (r[metric], -r["area"]))
-    return best["area"]
+    return choose_threshold(sweep, metric, key="area")
