@@ -1,41 +1,46 @@
-"""Export a bundle's network (TorchScript or ONNX) through monai.bundle, then prove parity with eager."""
+"""Export a bundle's network (TorchScript or ONNX) through monai.bundle, then prove parity with eager.
+
+The network is rebuilt from the checkpoint's own settings (``models/model.json``): the export needs
+``--ckpt_path`` and ``--format`` only. MONAI-engine bundles go through ``python -m monai.bundle
+ckpt_export|onnx_export network_def`` (printed, then run); a bundle on the ultralytics engine through
+ultralytics' exporter. Either way the exported file is checked against the eager model on a random
+batch of 2 (max abs diff <= 1e-4).
+"""
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
-from medpipe.bundle.runner import bundle_dir, monai_command, repo_root, show_and_run
+from medpipe.bundle.registry import get_bundle
+from medpipe.bundle.runner import bundle_dir, monai_command, prepare_run, repo_root, show_and_run
 from medpipe.errors import UserError
 
 TOLERANCE = 1e-4
+FORMATS = ("torchscript", "onnx")
 
 
-def _inference_parser(bundle: str, overrides: dict):
-    import os
-
+def inference_network(bundle: str, ckpt_path: str, overrides: dict | None = None):
+    """``(network with the checkpoint loaded, input shape)`` built from ``inference.json`` and the checkpoint's settings."""
+    import torch
     from monai.bundle import ConfigParser
 
-    root = repo_root()
+    from medpipe.bundle.overrides import parse_value
+
     cwd = os.getcwd()
-    os.chdir(root)  # the configs' %file#id macros are relative to the repository root
+    os.chdir(repo_root())  # the configs' %file#id macros are relative to the repository root
     try:
         parser = ConfigParser()
         parser.read_config(str(bundle_dir(bundle) / "configs" / "inference.json"))
-        parser.update({k: v for k, v in overrides.items() if k in parser.get()})
+        parser.update({k: parse_value(v) for k, v in (overrides or {}).items()} | {"ckpt_path": str(ckpt_path)})
         net = parser.get_parsed_content("network_def")
-        size = int(parser.get_parsed_content("image_size"))
-        in_ch = int(parser.get("network_def").get("in_channels", 1)) if isinstance(parser.get("network_def"), dict) else 1
+        trained = parser.get_parsed_content("trained")
     finally:
         os.chdir(cwd)
-    return net, size, in_ch
-
-
-def _typed(v: str):
-    try:
-        return json.loads(v)
-    except ValueError:
-        return v
+    net.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True))
+    net.eval()
+    size = int(trained["image_size"])
+    return net, [1, int(trained.get("in_channels", 1)), size, size]
 
 
 def check_parity(bundle: str, ckpt_path: str, exported: str, fmt: str, overrides: dict | None = None,
@@ -44,19 +49,17 @@ def check_parity(bundle: str, ckpt_path: str, exported: str, fmt: str, overrides
 
     Args:
         bundle: bundle name.
-        ckpt_path: the state_dict checkpoint (``models/model.pt``).
+        ckpt_path: the state_dict checkpoint (``models/model.pt``) with its ``model.json``.
         exported: the ``.ts`` or ``.onnx`` file.
         fmt: ``torchscript`` or ``onnx``.
-        overrides: config overrides used for the export (e.g. ``network_name``, ``image_size``).
+        overrides: config overrides used for the export.
         batch: batch size of the random test input (2 checks the dynamic batch axis).
     """
     import numpy as np
     import torch
 
-    net, size, in_ch = _inference_parser(bundle, {k: _typed(v) for k, v in (overrides or {}).items()})
-    net.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True))
-    net.eval()
-    x = torch.randn(batch, in_ch, size, size, generator=torch.Generator().manual_seed(seed))
+    net, shape = inference_network(bundle, ckpt_path, overrides)
+    x = torch.randn(batch, *shape[1:], generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         ref = net(x)
         if fmt == "torchscript":
@@ -70,35 +73,56 @@ def check_parity(bundle: str, ckpt_path: str, exported: str, fmt: str, overrides
     return float(np.abs(ref.numpy() - got).max())
 
 
-def export(bundle: str, ckpt_path: str, fmt: str, output: str | None = None, overrides: dict | None = None) -> int:
-    """Export through ``python -m monai.bundle ckpt_export|onnx_export`` and check parity (<= 1e-4)."""
-    if bundle == "sich_det":  # an ultralytics network: exported by ultralytics' exporter, parity checked the same way
-        from medpipe.detection.yolo import export_yolo_cli
+def export(bundle: str, ckpt_path: str, fmt: str, output: str | None = None, overrides: dict | None = None,
+           dry_run: bool = False) -> int:
+    """Export with ``python -m monai.bundle ckpt_export|onnx_export`` and check parity (<= 1e-4).
 
-        return export_yolo_cli(ckpt_path, fmt, output, overrides)
-    if fmt not in ("torchscript", "onnx"):
-        raise UserError(f"--format {fmt}: choose torchscript or onnx")
+    Args:
+        bundle: a registered bundle.
+        ckpt_path: the checkpoint (its ``model.json`` beside it gives sizes and network arguments).
+        fmt: ``torchscript`` or ``onnx``.
+        output: the file to write (default: next to the checkpoint, ``.ts`` / ``.onnx``).
+        overrides: further ``--KEY VALUE`` overrides (checked like any bundle command).
+        dry_run: print the command only.
+
+    Returns:
+        0 when the export exists and matches the eager model; 1 when parity fails.
+    """
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt}: choose torchscript or onnx.")
     ckpt = Path(ckpt_path).expanduser().absolute()
-    if not ckpt.is_file():
-        raise UserError(f"--ckpt_path {ckpt}: not found; train first (medpipe train {bundle}) or point at models/model.pt.")
-    overrides = dict(overrides or {})
     out = Path(output).expanduser().absolute() if output else ckpt.with_suffix(".ts" if fmt == "torchscript" else ".onnx")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _, size, in_ch = _inference_parser(bundle, {k: _typed(v) for k, v in overrides.items()})
-    shape = f"[1,{in_ch},{size},{size}]"
+    if out.is_dir() or (output and str(output).endswith(os.sep)):
+        raise UserError(f"--output {output}: is a folder; give the file to write, e.g. {out / ('model.ts' if fmt == 'torchscript' else 'model.onnx')}.")
+    if not out.parent.exists():
+        raise UserError(f"--output {out}: its folder {out.parent} does not exist; create it first.")
+    if not os.access(out.parent, os.W_OK):
+        raise UserError(f"--output {out}: cannot write in {out.parent} (permission denied).")
+    spec = get_bundle(bundle)
+    if spec.engine == "ultralytics":
+        from medpipe.detection.export import export_yolo_cli
+
+        prepare_run("export", bundle, {**(overrides or {}), "ckpt_path": str(ckpt)})
+        return export_yolo_cli(str(ckpt), fmt, str(out), overrides)
+    _, ov, facts = prepare_run("export", bundle, {**(overrides or {}), "ckpt_path": str(ckpt)})
+    settings = facts["sidecar"]["settings"]
+    size = int(settings["image_size"])
+    shape = f"[1,{int(settings.get('in_channels', 1))},{size},{size}]"
+    ov.pop("ckpt_path", None)
+    ov["ckpt_path"] = str(ckpt)
     if fmt == "torchscript":
-        cmd = monai_command("ckpt_export", bundle, overrides, ["inference.json"],
+        cmd = monai_command("ckpt_export", bundle, ov, ["inference.json"],
                             ["--filepath", str(out), "--ckpt_file", str(ckpt), "--use_trace", "True",
                              "--input_shape", shape])
     else:
         kwargs = "{'input_names':['image'],'output_names':['pred'],'dynamic_axes':{'image':{0:'batch'},'pred':{0:'batch'}}}"
-        cmd = monai_command("onnx_export", bundle, overrides, ["inference.json"],
+        cmd = monai_command("onnx_export", bundle, ov, ["inference.json"],
                             ["--filepath", str(out), "--ckpt_file", str(ckpt), "--input_shape", shape,
                              "--converter_kwargs", kwargs])
-    rc = show_and_run(cmd)
-    if rc != 0:
+    rc = show_and_run(cmd, dry_run=dry_run)
+    if rc != 0 or dry_run:
         return rc
-    diff = check_parity(bundle, str(ckpt), str(out), fmt, overrides)
+    diff = check_parity(bundle, str(ckpt), str(out), fmt, {k: v for k, v in ov.items() if k != "ckpt_path"})
     ok = diff <= TOLERANCE
     print(f"exported {out}; parity with the eager model on a random batch of 2: max abs diff {diff:.2e} "
           f"({'OK' if ok else 'FAILED'}, tolerance {TOLERANCE:g})")

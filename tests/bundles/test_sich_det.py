@@ -120,7 +120,7 @@ def trained(guard, tiny_phe, tmp_path_factory):
 
 
 def test_train_outputs(trained, tiny_phe):
-    from medpipe.detection.yolo import build_network
+    from medpipe.detection.network import build_network
 
     log = (trained / "train_log.txt").read_text()
     assert log.count("epoch 1/2:") == 1 and log.count("epoch 2/2:") == 1  # medpipe's line per epoch, once
@@ -222,7 +222,7 @@ def test_export_matches_eager(guard, trained, tmp_path, fmt):
 
 def test_monai_ckpt_export_of_network_def(guard, trained, tmp_path):
     """CONTRACT path: MONAI's ckpt_export traces network_def loaded with model_state_dict.pt."""
-    from medpipe.detection.yolo import yolo_parity
+    from medpipe.detection.export import yolo_parity
 
     out = tmp_path / "net.ts"
     guarded(guard, ["monai.bundle", "ckpt_export", "network_def", "--filepath", str(out), "--ckpt_file",

@@ -1,0 +1,177 @@
+"""Evaluation: :class:`YoloEvaluator` (box mAP from ultralytics' validator, the slice-level any-finding
+summary, the confidence sweep) and its drawings.
+
+The box classes are the checkpoint's ``names``, checked against the fold data.yaml's. Files:
+``eval/metrics.json``, ``predictions.csv``, ``slice_predictions.csv``, ``eval/confusion_matrix.png``,
+``eval/conf_sweep.png``, ``eval/boxes/*.png``, ``eval/ultralytics_val/`` and, after training,
+``eval/training_curves.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from medpipe.detection.data import check_same_classes
+from medpipe.detection.env import prepare_ultralytics_env, ul_device
+from medpipe.detection.inference import as_source, gray_image, predict_boxes
+from medpipe.detection.network import checkpoint_class_names, checkpoint_image_size, load_checkpoint_model
+from medpipe.detection.predictions import (BOX_COLUMNS, SLICE_COLUMNS, SWEEP_THRESHOLDS, any_finding_names,
+                                           box_prediction_rows, conf_sweep, norm_pred, slice_prediction_rows,
+                                           write_rows_csv)
+from medpipe.errors import UserError
+
+log = logging.getLogger("medpipe")
+
+__all__ = ["YoloEvaluator", "pick_examples"]
+
+
+def pick_examples(slices: list[dict], n: int) -> list[tuple[str, int]]:
+    """Up to ``n`` (outcome, slice index) pairs, round-robin over TP, FP, FN, TN (most confident mistakes first).
+
+    Example:
+        >>> pick_examples([{"prediction": 1, "label": 0, "probability": 0.6}], 2)
+        [('FP', 0)]
+    """
+    groups: dict[str, list[int]] = {"TP": [], "FP": [], "FN": [], "TN": []}
+    for i, r in enumerate(slices):
+        key = ("T" if r["prediction"] == r["label"] else "F") + ("P" if r["prediction"] else "N")
+        groups[key].append(i)
+    groups["TP"].sort(key=lambda i: -slices[i]["probability"])
+    groups["FP"].sort(key=lambda i: -slices[i]["probability"])
+    groups["FN"].sort(key=lambda i: slices[i]["probability"])
+    groups["TN"].sort(key=lambda i: -slices[i]["probability"])
+    picked: list[tuple[str, int]] = []
+    while len(picked) < n and any(groups.values()):
+        for k in ("TP", "FP", "FN", "TN"):
+            if groups[k] and len(picked) < n:
+                picked.append((k, groups[k].pop(0)))
+    return picked
+
+
+class YoloEvaluator:
+    """Evaluate a trained detector on a split: box-level mAP and the slice-level any-finding summary.
+
+    Box level (ultralytics' validator on the fold's ``val`` split): ``map50``, ``map50_95``, and
+    ``precision``/``recall`` at the confidence that maximizes their F1 (ultralytics' convention),
+    over the checkpoint's classes (which must equal the data.yaml's ``names``).
+    Slice level, any finding: every slice of the split is predicted (confidence >= ``predict_conf``);
+    its probability is the highest box confidence of any class (0 without a box) and it is positive
+    when that is >= ``conf``; :func:`medpipe.metrics.classification.classification_metrics` gives
+    ``slice_level``, whose two classes are named by
+    :func:`medpipe.detection.predictions.any_finding_names` (``no_phe``/``phe`` for one class ``phe``).
+
+    Files under ``output_dir``: ``eval/metrics.json``, ``predictions.csv`` (:data:`BOX_COLUMNS`),
+    ``slice_predictions.csv`` (:data:`SLICE_COLUMNS`), ``eval/confusion_matrix.png`` (slice level),
+    ``eval/conf_sweep.png``, ``eval/boxes/*.png`` (true boxes green, predicted red), ultralytics'
+    own curves in ``eval/ultralytics_val/`` and ``eval/training_curves.png`` when ``history.json`` exists.
+
+    Args:
+        ckpt_path: ``models/model.pt``.
+        data: the fold's data.yaml (:func:`medpipe.detection.data.fold_data_yaml`).
+        dataset_dir: the prepared dataset (slice truth and true boxes from ``datalist.json``).
+        output_dir: the run folder.
+        fold: the validation fold.
+        split: ``val`` or ``test``.
+        image_size: inference size; None: the checkpoint's training size.
+        conf: the slice-level operating threshold (and the one boxes are drawn at).
+        iou: NMS IoU threshold.
+        predict_conf: lowest box confidence kept (predictions.csv, probabilities, mAP).
+        max_det: most boxes per slice.
+        n_examples: slices drawn to ``eval/boxes``.
+        extra: JSON-able facts added to metrics.json.
+    """
+
+    def __init__(self, ckpt_path: str, data: str, dataset_dir: str, output_dir: str, fold: int = 0,
+                 split: str = "val", image_size: int | None = None, batch_size: int = 16, device="cpu",
+                 conf: float = 0.25, iou: float = 0.7, predict_conf: float = 0.001, max_det: int = 100,
+                 n_examples: int = 8, workers: int = 2, sweep_thresholds: Sequence[float] = SWEEP_THRESHOLDS,
+                 config_dir: str | None = None, extra: dict | None = None) -> None:
+        if split not in ("val", "test"):
+            raise UserError(f"eval_split {split!r}: choose val or test")
+        self.ckpt_path, self.data, self.dataset_dir = ckpt_path, str(data), dataset_dir
+        self.output_dir = Path(output_dir).expanduser().absolute()
+        self.fold, self.split, self.image_size, self.batch_size = int(fold), split, image_size, int(batch_size)
+        self.device, self.conf, self.iou, self.predict_conf = device, float(conf), float(iou), float(predict_conf)
+        self.max_det, self.n_examples = int(max_det), int(n_examples)
+        self.workers, self.sweep_thresholds, self.config_dir = int(workers), tuple(sweep_thresholds), config_dir
+        self.extra = dict(extra or {})
+        self.metrics: dict | None = None
+
+    def run(self) -> dict:
+        """Evaluate; write the files; return the metrics dict."""
+        from medpipe.data.datalist import load_split
+        from medpipe.metrics.classification import classification_metrics
+        from medpipe.utils.fs import atomic_write_text
+        from medpipe.visualization.plots import plot_confusion_matrix, plot_curves, plot_threshold_sweep
+
+        prepare_ultralytics_env(self.config_dir)
+        yolo = load_checkpoint_model(self.ckpt_path)
+        slice_classes = any_finding_names(check_same_classes(checkpoint_class_names(yolo), self.data))
+        size = int(self.image_size) if self.image_size else checkpoint_image_size(yolo)
+        ev = self.output_dir / "eval"
+        ev.mkdir(parents=True, exist_ok=True)
+        det = yolo.val(data=self.data, split=self.split, imgsz=size, batch=self.batch_size,
+                       device=ul_device(self.device), conf=self.predict_conf, iou=self.iou, max_det=self.max_det,
+                       workers=self.workers, plots=True, project=str(ev), name="ultralytics_val", exist_ok=True,
+                       verbose=False)
+        box = {"map50": float(det.box.map50), "map50_95": float(det.box.map),
+               "precision": float(det.box.mp), "recall": float(det.box.mr)}
+        records = load_split(self.dataset_dir, self.fold, self.split, scalars_only=False)
+        preds = predict_boxes(yolo, [as_source(r) for r in records], size, self.device, self.predict_conf, self.iou,
+                              self.max_det, self.batch_size, ev)
+        box_rows = box_prediction_rows(records, preds)
+        slices = slice_prediction_rows(records, preds, self.conf)
+        y = [r["label"] for r in slices]
+        p = [r["probability"] for r in slices]
+        sl = classification_metrics(y, p, threshold=self.conf, class_names=slice_classes)
+        sweep = conf_sweep(y, p, sorted(set(self.sweep_thresholds) | {self.conf}))
+        m = {**box, "slice_level": sl, "conf": self.conf, "iou": self.iou, "predict_conf": self.predict_conf,
+             "conf_sweep": sweep, "split": self.split, "fold": self.fold, "image_size": size,
+             "checkpoint": str(Path(self.ckpt_path).absolute()), "n_slices": len(records),
+             "n_true_boxes": int(sum(len(r.get("boxes") or []) for r in records)),
+             "n_pred_boxes_at_conf": int(sum(int(np.sum(np.asarray(q["scores"]) >= self.conf)) for q in preds)),
+             "box_metrics_note": "map50/map50_95/precision/recall from ultralytics' validator (precision and recall "
+                                 "at the confidence maximizing F1); slice_level at confidence >= conf",
+             **self.extra}
+        self.metrics = m
+        atomic_write_text(ev / "metrics.json", json.dumps(m, indent=2, default=str))
+        write_rows_csv(box_rows, self.output_dir / "predictions.csv", BOX_COLUMNS)
+        write_rows_csv(slices, self.output_dir / "slice_predictions.csv", SLICE_COLUMNS)
+        plot_confusion_matrix(sl["confusion_matrix"], slice_classes, ev / "confusion_matrix.png",
+                              title=f"slice level: positive when a box has confidence >= {self.conf:g} (n={len(slices)})")
+        plot_threshold_sweep(sweep, self.conf, ev / "conf_sweep.png", x_key="conf",
+                             title="slice-level metrics vs box confidence threshold")
+        self._draw(records, preds, slices, ev / "boxes")
+        hist = self.output_dir / "history.json"
+        if hist.exists():
+            h = json.loads(hist.read_text())
+            plot_curves({k: v for k, v in h.items() if k not in ("epoch", "lr")}, ev / "training_curves.png",
+                        title="YOLOv8 training")
+        log.info("evaluation (%s, fold %d, %d slices): mAP50 %.4f, mAP50-95 %.4f, box P %.4f, R %.4f; slice level at "
+                 "conf %.2f: recall %.4f, precision %.4f, specificity %.4f, f1 %.4f", self.split, self.fold,
+                 len(records), box["map50"], box["map50_95"], box["precision"], box["recall"], self.conf,
+                 sl["recall"], sl["precision"], sl["specificity"], sl["f1"])
+        log.info("wrote %s, %s, %s", ev / "metrics.json", self.output_dir / "predictions.csv",
+                 self.output_dir / "slice_predictions.csv")
+        return m
+
+    def _draw(self, records, preds, slices, out: Path) -> None:
+        from medpipe.visualization.plots import overlay_boxes
+
+        if out.exists():
+            shutil.rmtree(out)
+        for key, i in pick_examples(slices, self.n_examples):
+            r, s = records[i], slices[i]
+            boxes, scores, _ = norm_pred(preds[i])
+            keep = scores >= self.conf
+            name = f"{key}_{r.get('patient', 'x')}_{int(r.get('slice', i)):02d}.png"
+            overlay_boxes(gray_image(r["image"]), r.get("boxes") or [], boxes[keep], out / name,
+                          scores=scores[keep].tolist(),
+                          title=f"{key}: patient {r.get('patient')} slice {r.get('slice')}, label {s['label']}, "
+                                f"best box {s['probability']:.2f} (drawn: conf >= {self.conf:g})")
