@@ -1,10 +1,7 @@
-"""Thin wrappers over ``python -m monai.bundle``: ``medpipe train|evaluate|infer|export BUNDLE``.
+"""Bundles: the registry (:mod:`.registry`), checkpoint settings (:mod:`.checkpoint`), the
+``monai.bundle`` wrappers behind ``medpipe train|evaluate|infer`` (:mod:`.runner`), override
+checks (:mod:`.overrides`) and export with a parity check (:mod:`.export`)."""
 
-``BUNDLES`` is the explicit registry of bundle name -> dataset it trains on.
-"""
+from medpipe.bundle.registry import BUNDLES, BundleSpec, get_bundle
 
-BUNDLES = {
-    "sich_cls": {"dataset": "phe-sich", "kind": "classification"},
-    "sich_seg": {"dataset": "phe-sich", "kind": "segmentation"},
-    "sich_det": {"dataset": "phe-sich", "kind": "detection"},
-}
+__all__ = ["BUNDLES", "BundleSpec", "get_bundle"]

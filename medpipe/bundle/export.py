@@ -22,7 +22,6 @@ FORMATS = ("torchscript", "onnx")
 
 def inference_network(bundle: str, ckpt_path: str, overrides: dict | None = None):
     """``(network with the checkpoint loaded, input shape)`` built from ``inference.json`` and the checkpoint's settings."""
-    import torch
     from monai.bundle import ConfigParser
 
     from medpipe.bundle.overrides import parse_value
@@ -35,9 +34,12 @@ def inference_network(bundle: str, ckpt_path: str, overrides: dict | None = None
         parser.update({k: parse_value(v) for k, v in (overrides or {}).items()} | {"ckpt_path": str(ckpt_path)})
         net = parser.get_parsed_content("network_def")
         trained = parser.get_parsed_content("trained")
+        drop = parser.get_parsed_content("training_only_weights")
     finally:
         os.chdir(cwd)
-    net.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True))
+    from medpipe.networks.weights import load_weights
+
+    load_weights(net, str(ckpt_path), drop)
     net.eval()
     size = int(trained["image_size"])
     return net, [1, int(trained.get("in_channels", 1)), size, size]

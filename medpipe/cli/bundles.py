@@ -53,7 +53,7 @@ def add_parsers(sub) -> None:
 
 
 def run(args, extra: list[str]) -> int:
-    from medpipe.bundle.runner import monai_command, parse_overrides, show_and_run
+    from medpipe.bundle.runner import parse_overrides, run_bundle
 
     ov = parse_overrides(extra)
     for key in ("ckpt_path", "input"):
@@ -62,7 +62,5 @@ def run(args, extra: list[str]) -> int:
     if args.command == "export":
         from medpipe.bundle.export import export
 
-        return export(args.bundle, ov.pop("ckpt_path"), args.format, args.output, ov)
-    configs = {"train": ["train.json"], "evaluate": ["train.json", "evaluate.json"],
-               "infer": ["inference.json"]}[args.command]
-    return show_and_run(monai_command("run", args.bundle, ov, configs), dry_run=args.dry_run)
+        return export(args.bundle, ov.pop("ckpt_path"), args.format, args.output, ov, dry_run=args.dry_run)
+    return run_bundle(args.command, args.bundle, ov, dry_run=args.dry_run)

@@ -1,7 +1,18 @@
-"""Reading a prepared dataset: the datalist ``medpipe prepare`` wrote is the only source of splits.
+"""Reading a prepared dataset: the datalist ``medpipe prepare`` wrote is the only source of splits,
+label kinds and names, and of how inputs are fed (window, channels, slice naming).
 
-Bundles call :func:`load_split` to get the records of one fold (validation) or of the other folds
-(training) with absolute paths; nothing re-splits.
+Bundles call :func:`load_split` (training/validation folds) or :func:`select_records`
+(evaluation: ``val``, ``test``, ``all`` or ``fold:N``) to get records with absolute paths, and
+:func:`label_task` / :func:`input_spec` for what the datalist header declares; nothing re-splits and
+no config types a class name.
+
+The header a prepared dataset carries (written by :mod:`medpipe.prepare`)::
+
+    "dataset": "phe-sich",
+    "tasks": {"label": {"kind": "binary", "class_names": ["no_phe", "phe"]},
+              "mask": {"kind": "segmentation", "class_names": ["background", "phe"]},
+              "boxes": {"kind": "detection", "class_names": ["phe"]}},
+    "input": {"channels": 1, "window": [40.0, 80.0], "slice_pattern": "...", ...}
 """
 
 from __future__ import annotations
@@ -14,83 +25,206 @@ from pathlib import Path
 from medpipe.errors import DataError
 
 SPLITS = ("train", "val", "test", "all", "trainval")
+#: label kinds a record key can hold
+KINDS = ("binary", "multiclass", "multilabel", "segmentation", "detection")
 
 
 def load_datalist(dataset_dir: str | os.PathLike) -> dict:
     """Read ``dataset_dir/datalist.json`` with a clear error when it is missing or unreadable."""
-    path = Path(dataset_dir) / "datalist.json"
+    d = Path(dataset_dir)
+    path = d / "datalist.json"
     if not path.is_file():
+        hint = ""
+        if d.is_dir() and any(d.iterdir()):
+            hint = (f" {d} exists but holds no datalist: if it is a dataset as downloaded, prepare it first "
+                    f"(`medpipe prepare DATASET --src {d} --out data/DATASET`) and pass the prepared folder.")
+        elif not d.exists():
+            hint = f" {d} does not exist."
         raise DataError(
-            f"{path}: not found. Prepare the dataset first, e.g. `make demo` (synthetic data into data/phe-sich) "
-            f"or `medpipe prepare phe-sich --src DOWNLOAD --out {dataset_dir}`, or pass --dataset_dir."
+            f"--dataset_dir {d}: no datalist.json found.{hint} Prepare a dataset first, e.g. `make demo` "
+            f"(synthetic data into data/phe-sich) or `medpipe prepare phe-sich --src DOWNLOAD --out {d}`."
         )
     try:
-        return json.loads(path.read_text())
+        dl = json.loads(path.read_text())
     except ValueError as e:
         raise DataError(f"{path}: not valid JSON ({e}); re-run `medpipe prepare`.") from e
+    if not isinstance(dl, dict) or not isinstance(dl.get("training"), list):
+        raise DataError(f"{path}: not a medpipe datalist (no 'training' list); re-run `medpipe prepare`.")
+    return dl
 
 
-def load_split(dataset_dir, fold: int = 0, split: str = "train", task: str = "classification",
-               limit: int | None = None, scalars_only: bool = True) -> list[dict]:
-    """Records of one split of a prepared dataset, with absolute ``image``/``mask`` paths.
+def label_task(dataset_dir: str | os.PathLike, key: str = "label") -> dict:
+    """``{"key", "kind", "class_names"}`` of the record key ``key``, as the datalist header declares it.
+
+    Raises:
+        DataError: the datalist has no such labels (e.g. a classification dataset given to a
+            segmentation bundle) or predates label declarations.
+
+    Example:
+        >>> label_task("data/phe-sich", "label")  # doctest: +SKIP
+        {'key': 'label', 'kind': 'binary', 'class_names': ['no_phe', 'phe']}
+    """
+    dl = load_datalist(dataset_dir)
+    tasks = dl.get("tasks")
+    path = Path(dataset_dir) / "datalist.json"
+    if not isinstance(tasks, dict):
+        raise DataError(f"{path}: declares no label kinds ('tasks'); it was prepared by an older medpipe. "
+                        f"Re-run `medpipe prepare` to update it.")
+    if key not in tasks:
+        have = ", ".join(f"{k} ({v.get('kind')})" for k, v in tasks.items()) or "none"
+        raise DataError(f"{path}: has no {key!r} labels (it has: {have}); this bundle needs a dataset with "
+                        f"{key!r} labels. Check --dataset_dir (dataset {dl.get('dataset', dl.get('name', '?'))!r}).")
+    t = tasks[key]
+    if t.get("kind") not in KINDS or not t.get("class_names"):
+        raise DataError(f"{path}: tasks[{key!r}] must give a kind in {', '.join(KINDS)} and class_names.")
+    return {"key": key, "kind": t["kind"], "class_names": [str(c) for c in t["class_names"]]}
+
+
+def input_spec(dataset_dir: str | os.PathLike) -> dict:
+    """How inputs are fed: ``channels``, ``window`` (level, width) for volumes, ``slice_pattern``, ... ."""
+    spec = {"channels": 1, "window": None, "slice_pattern": None, "patient_format": None}
+    spec.update(load_datalist(dataset_dir).get("input") or {})
+    return spec
+
+
+def _records(dl: dict, split: str, fold: int, dataset_dir) -> list[dict]:
+    train = dl.get("training", [])
+    bad = next((r for r in train if not isinstance(r.get("fold"), int)), None)
+    if bad is not None and split != "test":
+        raise DataError(f"{dataset_dir}/datalist.json: record {bad.get('image', '?')} has no integer 'fold'; "
+                        f"this is not a datalist written by `medpipe prepare`. Re-run it.")
+    if split == "train":
+        return [r for r in train if r["fold"] != int(fold)]
+    if split == "val":
+        return [r for r in train if r["fold"] == int(fold)]
+    if split == "trainval":
+        return list(train)
+    if split == "test":
+        recs = list(dl.get("test", []))
+        if not recs:
+            raise DataError(f"{dataset_dir}/datalist.json has no test split; prepare with --test-fraction, or "
+                            f"evaluate --records val / fold:N / all.")
+        return recs
+    return list(train) + list(dl.get("test", []))
+
+
+def load_split(dataset_dir, fold: int = 0, split: str = "train", task: str | None = None,
+               limit: int | None = None, scalars_only: bool = True, label_key: str | None = None) -> list[dict]:
+    """Records of one split of a prepared dataset, with absolute paths and the engine's ``label``.
 
     Args:
         dataset_dir: the folder ``medpipe prepare`` wrote.
         fold: the validation fold.
         split: ``train`` (every fold but ``fold``), ``val`` (fold ``fold``), ``test`` (held-out patients),
             ``trainval`` (all folds) or ``all`` (folds and test).
-        task: ``classification`` keeps ``label`` = the slice label; ``segmentation`` moves the slice
-            label to ``slice_label`` and puts the mask path in ``label`` (the key MONAI engines train on).
+        task: legacy alias: ``segmentation`` = ``label_key="mask"``, ``classification`` = ``"label"``.
         limit: keep only the first N records (smoke tests).
-        scalars_only: drop list/dict values (boxes, source paths, spacing) so that batches collate;
-            detection reads boxes from the YOLO export instead.
+        scalars_only: drop list/dict values (boxes, source paths, spacing) so that batches collate
+            (the learned label is always kept).
+        label_key: the record key the bundle learns: ``label`` (int class), ``labels`` (multi-label
+            0/1 list, given to the engine as a float32 vector under ``label``, the original list
+            kept as ``labels``), ``mask`` (the mask path becomes ``label``; the slice's class goes
+            to ``slice_label``) or None to leave records as they are.
 
     Returns:
         A list of record dicts (copies; the datalist is not modified).
 
     Example:
-        >>> train = load_split("data/phe-sich", fold=0, split="train")  # doctest: +SKIP
+        >>> train = load_split("data/phe-sich", fold=0, split="train", label_key="label")  # doctest: +SKIP
     """
     if split not in SPLITS:
         raise DataError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
+    if task is not None and label_key is None:
+        label_key = {"segmentation": "mask", "classification": "label"}.get(task, task)
     dl = load_datalist(dataset_dir)
     k = int(dl.get("num_folds", 0) or 0)
     if k and not 0 <= int(fold) < k:
-        raise DataError(f"fold {fold}: {dataset_dir}/datalist.json has folds 0..{k - 1}; pass --fold in that range.")
-    train = dl.get("training", [])
-    if split == "train":
-        recs = [r for r in train if r["fold"] != int(fold)]
-    elif split == "val":
-        recs = [r for r in train if r["fold"] == int(fold)]
-    elif split == "trainval":
-        recs = list(train)
-    elif split == "test":
-        recs = list(dl.get("test", []))
-        if not recs:
-            raise DataError(f"{dataset_dir}/datalist.json has no test split; prepare with --test-fraction "
-                            f"or evaluate split 'val'.")
-    else:
-        recs = list(train) + list(dl.get("test", []))
+        raise DataError(f"--fold {fold}: {dataset_dir}/datalist.json has folds 0..{k - 1}; pass --fold in that range.")
+    recs = _records(dl, split, fold, dataset_dir)
     base = Path(dataset_dir).resolve()
     out = []
     for r in recs[:limit] if limit else recs:
-        r = {k: v for k, v in r.items() if not scalars_only or isinstance(v, (str, int, float, bool))}
+        if label_key and label_key not in r:
+            raise DataError(f"{dataset_dir}/datalist.json: record {r.get('image', '?')} has no {label_key!r}; "
+                            f"this bundle needs {label_key!r} labels. Check --dataset_dir.")
+        keep = {key: v for key, v in r.items()
+                if not scalars_only or isinstance(v, (str, int, float, bool)) or key == label_key}
         for key in ("image", "mask"):
-            if key in r and isinstance(r[key], str):
-                r[key] = str(base / r[key])
-        if task == "segmentation":
-            r["slice_label"] = r.pop("label")
-            r["label"] = r.pop("mask")
-        out.append(r)
+            if key in keep and isinstance(keep[key], str):
+                keep[key] = str(base / keep[key])
+        if label_key == "mask":
+            if "label" in keep:
+                keep["slice_label"] = keep.pop("label")
+            keep["label"] = keep.pop("mask")
+        elif label_key == "labels":
+            import numpy as np
+
+            keep["label"] = np.asarray(keep["labels"], dtype=np.float32)
+        out.append(keep)
     if not out:
         raise DataError(f"{dataset_dir}: split {split!r} of fold {fold} is empty.")
     return out
 
 
+def parse_records(records: str | int, num_folds: int | None = None) -> tuple[str, int | None]:
+    """``val`` | ``test`` | ``all`` | ``trainval`` | ``fold:N`` -> ``(split, fold)`` (fold None: the run's own).
+
+    Example:
+        >>> parse_records("fold:2"), parse_records("test")
+        (('val', 2), ('test', None))
+    """
+    s = str(records).strip()
+    if s.startswith("fold:"):
+        try:
+            n = int(s.split(":", 1)[1])
+        except ValueError:
+            n = -1
+        if n < 0 or (num_folds and n >= num_folds):
+            rng = f"0..{num_folds - 1}" if num_folds else "a fold number"
+            raise DataError(f"--records {s}: expected fold:N with N in {rng}.")
+        return "val", n
+    if s in ("val", "test", "all", "trainval"):
+        return s, None
+    raise DataError(f"--records {s}: expected test, all, val (the run's validation fold) or fold:N.")
+
+
+def select_records(dataset_dir, records: str = "val", fold: int = 0, label_key: str | None = None,
+                   limit: int | None = None) -> list[dict]:
+    """Records to evaluate: ``records`` as in :func:`parse_records` (``val`` = fold ``fold``)."""
+    dl = load_datalist(dataset_dir)
+    split, f = parse_records(records, int(dl.get("num_folds", 0) or 0) or None)
+    return load_split(dataset_dir, fold if f is None else f, split, limit=limit, label_key=label_key)
+
+
+def check_same_labels(dataset_dir, label_key: str, trained: dict, ckpt_path: str = "the checkpoint") -> dict:
+    """The dataset's label task, after checking it matches the checkpoint's (kind and class names).
+
+    This is what makes external testing safe: a checkpoint is evaluated on another prepared dataset
+    only when that dataset declares the same labels.
+    """
+    task = label_task(dataset_dir, label_key)
+    want = (trained.get("task"), list(trained.get("class_names") or []))
+    if want[0] and (task["kind"], task["class_names"]) != want:
+        raise DataError(f"--dataset_dir {dataset_dir}: its {label_key!r} labels are {task['kind']} "
+                        f"{task['class_names']}, but {ckpt_path} was trained on {want[0]} {want[1]}. "
+                        f"Evaluate on a dataset prepared with the same labels.")
+    return task
+
+
 def class_weights(data: list[dict], key: str = "label", num_classes: int = 2):
-    """Inverse-frequency class weights (mean 1) as a float tensor, for a weighted cross-entropy."""
+    """Inverse-frequency class weights (mean 1) as a float tensor, for a weighted cross-entropy.
+
+    For multi-label vectors (a list/array per record) it returns the per-class positive weight
+    ``negatives / positives`` for ``BCEWithLogitsLoss(pos_weight=...)``.
+    """
+    import numpy as np
     import torch
 
+    first = data[0][key] if data else 0
+    if np.ndim(first) > 0:  # multi-label
+        y = np.stack([np.asarray(r[key], dtype=np.float64) for r in data])
+        pos = y.sum(0)
+        return torch.as_tensor((len(y) - pos) / np.maximum(pos, 1), dtype=torch.float32)
     counts = torch.zeros(num_classes)
     for r in data:
         counts[int(r[key])] += 1
@@ -100,9 +234,13 @@ def class_weights(data: list[dict], key: str = "label", num_classes: int = 2):
 
 def balanced_sampler(data: list[dict], key: str = "label", seed: int = 0):
     """A ``WeightedRandomSampler`` drawing each class equally often (one epoch = len(data) draws)."""
+    import numpy as np
     import torch
     from torch.utils.data import WeightedRandomSampler
 
+    if data and np.ndim(data[0][key]) > 0:
+        raise DataError("imbalance 'sampler' needs one class per record; for multi-label data use "
+                        "--imbalance weighted_loss (per-class positive weights) or none.")
     labels = [int(r[key]) for r in data]
     counts = {c: labels.count(c) for c in set(labels)}
     weights = torch.tensor([1.0 / counts[c] for c in labels], dtype=torch.double)

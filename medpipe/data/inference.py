@@ -1,8 +1,14 @@
-"""Inputs for inference: a folder of 2D slices (PNG/JPEG, format by content) or a NIfTI volume."""
+"""Inputs for inference: a folder of 2D slices (PNG/JPEG, format by content), one slice, or a NIfTI volume.
+
+How inputs are turned into the model's inputs comes from the checkpoint (its ``input_spec``, which the
+training run copied from the prepared dataset's header): the HU window a volume is converted with,
+and how a slice file name gives patient and slice. Nothing here knows a dataset.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from medpipe.errors import DataError
@@ -16,40 +22,76 @@ def is_nifti(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(NIFTI_EXTS)
 
 
-def list_inputs(path: str | os.PathLike, window: tuple[float, float] | None = None) -> list[dict]:
+def _name_slice(stem: str, index: int, spec: dict) -> tuple[str, int]:
+    """``(patient, slice)`` of a slice file from the checkpoint's ``slice_pattern``; else (stem, index)."""
+    pattern = spec.get("slice_pattern")
+    m = re.match(pattern, stem) if pattern else None
+    if not m or "patient" not in m.groupdict():
+        return stem, index
+    patient = m.group("patient")
+    fmt = spec.get("patient_format")
+    if fmt and patient.isdigit():
+        patient = fmt.format(int(patient))
+    sl = m.groupdict().get("slice")
+    return patient, int(sl) if sl is not None and sl.isdigit() else index
+
+
+def list_inputs(path: str | os.PathLike, input_spec: dict | None = None) -> list[dict]:
     """Records to run inference on.
 
     Args:
-        path: a folder of slices (searched recursively, sorted), a single slice file, or a NIfTI volume.
-            Slice names like ``0004_15.png`` give patient ``0004`` and slice 15; other names give the
-            file stem as patient and a running index as slice.
-        window: HU window (level, width) applied to NIfTI volumes; default the PHE-SICH brain window,
-            i.e. the same 8-bit intensities as the prepared slices.
+        path: a folder of slices (searched recursively, sorted; hidden files skipped), a single slice
+            file, or a NIfTI volume.
+        input_spec: the checkpoint's input settings: ``window`` (level, width) in HU for volumes,
+            ``slice_pattern`` (a regex with ``patient``/``slice`` groups) and ``patient_format``
+            to name slice files. Without a pattern a file's stem is its patient and the running
+            index its slice.
 
     Returns:
-        Records with ``image`` (a path, or a uint8 array for volume slices), ``image_path``,
-        ``patient`` and ``slice``; volume records also carry ``volume`` (the NIfTI path) and ``spacing``.
-    """
-    from data_prep import phe_sich_layout as L
+        Records with ``image`` (a path, or a uint8 array for volume slices), ``image_path``
+        (``volume.nii.gz#k`` for volume slices), ``patient`` and ``slice``.
 
-    p = Path(path)
+    Raises:
+        DataError: the path is missing, holds no image, is not an image, or is a volume for a model
+            whose training data declares no HU window.
+    """
+    from medpipe.io.images import sniff_format
+
+    spec = dict(input_spec or {})
+    p = Path(path).expanduser()
     if not p.exists():
-        raise DataError(f"--input {p}: no such file or folder. Give a folder of PNG/JPG slices or a .nii.gz volume.")
+        raise DataError(f"--input {p}: no such file or folder. Give a folder of PNG/JPG slices, one slice, "
+                        f"or a .nii/.nii.gz volume.")
     if p.is_file() and is_nifti(p):
+        window = spec.get("window")
+        if not window:
+            raise DataError(f"--input {p}: a volume, but this model was trained on 8-bit slices whose dataset "
+                            f"declares no HU window to convert volumes with. Give the 2D slices instead.")
         from medpipe.io.ct import window_to_uint8
         from medpipe.io.masks import read_nifti_display_slices
 
-        slices, spacing, _ = read_nifti_display_slices(str(p))
-        w = window or L.BRAIN_WINDOW
+        try:
+            slices, _spacing, _ = read_nifti_display_slices(str(p))
+        except Exception as e:  # noqa: BLE001 - nibabel raises many kinds for a bad file
+            raise DataError(f"--input {p}: not a readable NIfTI volume ({type(e).__name__}: {e}).") from e
         name = p.name[: -len(".nii.gz")] if p.name.lower().endswith(".nii.gz") else p.stem
-        return [{"image": window_to_uint8(s, w), "image_path": f"{p}#{k}", "patient": name, "slice": k,
-                 "volume": str(p), "spacing": [float(x) for x in spacing]} for k, s in enumerate(slices)]
-    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS and f.is_file())
-    if not files:
-        raise DataError(f"--input {p}: no PNG/JPG slices found (and not a .nii/.nii.gz volume).")
+        return [{"image": window_to_uint8(s, tuple(window)), "image_path": f"{p}#{k}", "patient": name, "slice": k}
+                for k, s in enumerate(slices)]
+    if p.is_file():
+        files = [p]
+    else:
+        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS and f.is_file()
+                       and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        if not files:
+            raise DataError(f"--input {p}: no PNG/JPG slices in this folder (searched its sub-folders too), "
+                            f"and it is not a .nii/.nii.gz volume.")
     out = []
     for i, f in enumerate(files):
-        parsed = L.parse_slice_stem(f.stem)
-        patient, sl = (L.patient_id(parsed[0]), parsed[1]) if parsed else (f.stem, i)
+        with open(f, "rb") as fh:
+            head = fh.read(16)
+        if sniff_format(head) is None:
+            raise DataError(f"--input {f}: not a PNG or JPEG image (by its content). Give image slices or a "
+                            f".nii/.nii.gz volume.")
+        patient, sl = _name_slice(f.stem, i, spec)
         out.append({"image": str(f), "image_path": str(f), "patient": patient, "slice": sl})
     return out

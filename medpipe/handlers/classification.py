@@ -1,11 +1,17 @@
-"""Evaluation-side handlers for binary slice classification.
+"""Evaluation-side handlers for classification of every label kind (binary, multiclass, multi-label).
 
-- :class:`BinaryMetric` — an ignite metric (F1, AUROC, ...) over the whole validation set, usable as
-  a MONAI ``key_val_metric`` (checkpoint selection, early stopping); DDP-safe (gathers all ranks).
+Thin ignite wrappers over :mod:`medpipe.metrics` (the numbers) and :mod:`medpipe.evaluation.predictions`
+(the one ``predictions.csv`` schema):
+
+- :class:`ClassificationMetric` — one metric over the whole validation set, usable as a MONAI
+  ``key_val_metric`` (checkpoint selection, early stopping); DDP-safe (gathers all ranks).
 - :class:`ClassificationReport` — at the end of an evaluation writes ``eval/metrics.json``,
-  ``predictions.csv``, confusion matrix / ROC / training-curve PNGs, a classification report and
-  Grad-CAM overlays.
+  ``predictions.csv``, confusion matrix / ROC / training-curve PNGs, a text report and Grad-CAM
+  overlays.
 - :class:`PredictionWriter` — inference without labels: ``predictions.csv``.
+
+Label kind and class names come from the prepared dataset (training) or the checkpoint's settings
+(evaluation, inference); nothing here assumes two classes.
 """
 
 from __future__ import annotations
@@ -20,14 +26,17 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.metrics import Metric
 
+from medpipe.evaluation import predictions as P
 from medpipe.utils.fs import write_json
 
 log = logging.getLogger("medpipe")
 
-
-def _positive_prob(pred) -> float:
-    p = torch.as_tensor(pred).detach().float().flatten()
-    return float(p[1] if p.numel() > 1 else p[0])
+#: metric names a bundle may select, per label kind -> the key of the metrics dict
+METRIC_KEYS = {
+    "binary": {},
+    "multiclass": {},
+    "multilabel": {"auroc": "auroc_mean", "f1": "f1_macro", "auprc": "auprc_mean", "accuracy": "subset_accuracy"},
+}
 
 
 def _items(engine: Engine) -> list[dict]:
@@ -60,42 +69,64 @@ def _meta_str(v):
     return v
 
 
-class BinaryMetric(Metric):
-    """One binary-classification metric over the whole evaluated set.
+def _np(x) -> np.ndarray:
+    return torch.as_tensor(x).detach().float().cpu().numpy().ravel()
+
+
+def _label_of(v):
+    """A record's label as the metrics want it: int (binary/multiclass) or a 0/1 list (multi-label)."""
+    a = _np(v)
+    return int(a[0]) if a.size == 1 else [int(round(x)) for x in a]
+
+
+def metric_value(kind: str, metrics: dict, name: str) -> float:
+    """The value of metric ``name`` (``f1``, ``auroc``, ``accuracy``...) from a metrics dict of ``kind``."""
+    key = METRIC_KEYS.get(kind, {}).get(name, name)
+    v = metrics.get(key)
+    return float("nan") if v is None else float(v)
+
+
+class ClassificationMetric(Metric):
+    """One classification metric over the whole evaluated set (binary, multiclass or multi-label).
 
     Args:
-        metric: a key of :func:`medpipe.metrics.classification.classification_metrics`
-            (``f1``, ``auroc``, ``accuracy``, ``precision``, ``recall``, ``specificity``).
-        threshold: probability threshold for the thresholded metrics.
-        output_transform: maps the engine output to ``(preds, labels)``; preds per item are class
-            probabilities ``(2,)`` (softmax) or a single positive-class probability.
+        metric: ``f1``, ``auroc``, ``accuracy``, ``precision``, ``recall``, ``specificity``,
+            ``balanced_accuracy``, ``kappa`` (multi-class), ``auprc``/``f1_micro`` (multi-label). For
+            multi-class data the averages are macro over the classes present; for multi-label data
+            ``auroc`` is the mean AUROC over the classes where it is defined and ``f1`` the macro F1.
+        kind: the label kind (from the datalist header / checkpoint settings).
+        threshold: probability threshold of the thresholded metrics (binary, multi-label).
+        output_transform: maps the engine output to ``(preds, labels)``; preds per item are the
+            post-activation class scores.
     """
 
-    def __init__(self, metric: str = "f1", threshold: float = 0.5, output_transform=lambda x: x, device="cpu"):
-        self.metric, self.threshold = metric, threshold
+    def __init__(self, metric: str = "f1", kind: str = "binary", threshold: float = 0.5,
+                 output_transform=lambda x: x, device="cpu"):
+        self.metric, self.kind, self.threshold = metric, kind, threshold
         super().__init__(output_transform=output_transform, device=device)
 
     def reset(self) -> None:
-        self._probs: list[float] = []
-        self._labels: list[int] = []
+        self._rows: list[tuple] = []
 
     def update(self, output) -> None:
         preds, labels = output
         for p, y in zip(preds, labels):
-            self._probs.append(_positive_prob(p))
-            self._labels.append(int(torch.as_tensor(y).flatten()[0]))
+            self._rows.append((_np(p), _label_of(y)))
 
     def compute(self) -> float:
-        from medpipe.metrics.classification import classification_metrics
+        from medpipe.metrics.tasks import classification_metrics_for
 
-        pairs = gather_lists(list(zip(self._probs, self._labels)))
-        probs, labels = [p for p, _ in pairs], [y for _, y in pairs]
-        m = classification_metrics(labels, probs, threshold=self.threshold)
-        v = m[self.metric]
-        return float("nan") if v is None else float(v)
+        rows = gather_lists(self._rows)
+        scores = np.stack([s for s, _ in rows])
+        y = np.asarray([lab for _, lab in rows])
+        names = [str(i) for i in range(scores.shape[1])]
+        m = classification_metrics_for(self.kind, y, scores, names, threshold=self.threshold)
+        return metric_value(self.kind, m, self.metric)
 
 
 class _Collector:
+    """Collects one row per item: ids, image path, post-activation scores, label when present."""
+
     def __init__(self):
         self.rows: list[dict] = []
 
@@ -109,9 +140,9 @@ class _Collector:
             row = {k: _meta_str(it.get(k)) for k in ("patient", "slice") if k in it}
             src = it.get("image_path", it.get("source_image"))
             row["image"] = _meta_str(src) if src is not None else ""
-            row["probability"] = _positive_prob(it["pred"])
+            row["scores"] = _np(it["pred"]).tolist()
             if "label" in it and it["label"] is not None and not isinstance(it["label"], str):
-                row["label"] = int(torch.as_tensor(it["label"]).flatten()[0])
+                row["label"] = _label_of(it["label"])
             self.rows.append(row)
 
     def _done(self, engine: Engine) -> None:
@@ -126,97 +157,158 @@ def minmax_per_sample(x: torch.Tensor) -> torch.Tensor:
     return (x - lo) / (hi - lo).clamp(min=1e-12)
 
 
-def write_predictions_csv(rows: list[dict], path: Path, threshold: float) -> None:
-    """``predictions.csv``: patient, slice, image, probability, prediction (at ``threshold``) [, label]."""
+def write_predictions_csv(rows: list[dict], path: Path, kind: str, class_names, threshold=0.5) -> Path:
+    """``predictions.csv`` in the one schema of :mod:`medpipe.evaluation.predictions`."""
     from medpipe.utils.fs import write_csv_atomic
 
-    write_csv_atomic([{**r, "prediction": int(r["probability"] >= threshold)} for r in rows], path,
-                     ["patient", "slice", "image", "probability", "prediction", "label"])
+    with_labels = bool(rows) and all("label" in r for r in rows)
+    out = [P.to_row(kind, {k: r.get(k, "") for k in ("patient", "slice", "image")}, r["scores"], class_names,
+                    threshold, r.get("label") if with_labels else None) for r in rows]
+    return write_csv_atomic(out, path, P.columns(kind, class_names, with_labels))
 
 
 class PredictionWriter(_Collector):
-    """Inference: write ``output_dir/predictions.csv`` (patient, slice, image, probability, prediction)."""
+    """Inference: write ``output_dir/predictions.csv`` (the schema of :mod:`medpipe.evaluation.predictions`)."""
 
-    def __init__(self, output_dir: str, threshold: float = 0.5) -> None:
+    def __init__(self, output_dir: str, kind: str = "binary", class_names=("negative", "positive"),
+                 threshold: float = 0.5) -> None:
         super().__init__()
-        self.output_dir, self.threshold = Path(output_dir), threshold
+        self.output_dir, self.kind, self.class_names, self.threshold = Path(output_dir), kind, list(class_names), threshold
 
     def _done(self, engine: Engine) -> None:
-        path = self.output_dir / "predictions.csv"
-        write_predictions_csv(self.rows, path, self.threshold)
-        n_pos = sum(r["probability"] >= self.threshold for r in self.rows)
-        log.info("wrote %s: %d slices, %d predicted positive", path, len(self.rows), n_pos)
+        path = write_predictions_csv(self.rows, self.output_dir / "predictions.csv", self.kind, self.class_names,
+                                     self.threshold)
+        if self.kind == "binary":
+            n_pos = sum(P.positive_probability(r["scores"]) >= self.threshold for r in self.rows)
+            what = f"{n_pos} predicted {self.class_names[-1]}"
+        elif self.kind == "multiclass":
+            from collections import Counter
+
+            c = Counter(self.class_names[int(np.argmax(r["scores"]))] for r in self.rows)
+            what = ", ".join(f"{k} {v}" for k, v in c.most_common())
+        else:
+            n = np.sum([np.asarray(r["scores"]) >= self.threshold for r in self.rows], axis=0)
+            what = ", ".join(f"{k} {int(v)}" for k, v in zip(self.class_names, n))
+        log.info("wrote %s: %d images; %s", path, len(self.rows), what)
 
 
 class ClassificationReport(_Collector):
-    """Write the evaluation outputs of a binary slice classifier.
+    """Write the evaluation outputs of a classifier (binary, multiclass or multi-label).
 
-    Files under ``output_dir``: ``eval/metrics.json`` (CONTRACT keys), ``predictions.csv``,
-    ``eval/confusion_matrix.png``, ``eval/roc.png``, ``eval/classification_report.txt``,
-    ``eval/training_curves.png`` (from ``history.json`` when present) and ``eval/gradcam/*.png``.
+    Files under ``output_dir``: ``eval/metrics.json`` (CONTRACT keys of the label kind),
+    ``predictions.csv``, ``eval/confusion_matrix.png`` (binary/multiclass), ``eval/roc.png``
+    (per class for multiclass/multi-label), ``eval/classification_report.txt``,
+    ``eval/training_curves.png`` (from the training run's ``history.json``) and ``eval/gradcam/*.png``.
 
     Args:
-        output_dir: the run folder.
+        output_dir: where the outputs go.
         network: the evaluated network (for Grad-CAM; None to skip).
-        class_names: names of class 0 and 1.
-        threshold: probability threshold.
+        kind: ``binary``, ``multiclass`` or ``multilabel``.
+        class_names: the class names (from the checkpoint's settings).
+        threshold: probability threshold (binary, multi-label).
         gradcam_layer: layer name Grad-CAM reads (e.g. ``layer4`` for ResNets).
-        n_gradcam: examples per outcome (TP, FP, FN, TN).
+        n_gradcam: examples per outcome group (each from another patient).
         transform: the deterministic pre-processing used by the evaluator, to rebuild Grad-CAM inputs.
+        run_dir: the training run folder (its ``history.json`` gives the curves); default ``output_dir``.
         extra: additional JSON-able facts to record in metrics.json (split, fold, checkpoint...).
     """
 
-    def __init__(self, output_dir: str, network=None, class_names=("no_phe", "phe"), threshold: float = 0.5,
-                 gradcam_layer: str | None = None, n_gradcam: int = 3, transform=None, device="cpu",
-                 extra: dict | None = None) -> None:
+    def __init__(self, output_dir: str, network=None, kind: str = "binary", class_names=("negative", "positive"),
+                 threshold: float = 0.5, gradcam_layer: str | None = None, n_gradcam: int = 2, transform=None,
+                 device="cpu", run_dir: str | None = None, extra: dict | None = None) -> None:
         super().__init__()
         self.output_dir = Path(output_dir)
-        self.network, self.class_names, self.threshold = network, tuple(class_names), threshold
+        self.run_dir = Path(run_dir) if run_dir else self.output_dir
+        self.network, self.kind, self.class_names, self.threshold = network, kind, list(class_names), threshold
         self.gradcam_layer, self.n_gradcam, self.transform, self.device = gradcam_layer, n_gradcam, transform, device
         self.extra = extra or {}
         self.metrics: dict | None = None
 
     def _done(self, engine: Engine) -> None:
-        rows = gather_lists(self.rows)
-        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
-            return
-        from medpipe.metrics.classification import classification_metrics
-        from medpipe.visualization.plots import plot_confusion_matrix, plot_curves, plot_roc
+        from medpipe.engines.distributed import is_main_rank
+        from medpipe.metrics.tasks import classification_metrics_for
 
+        rows = gather_lists(self.rows)
+        if not is_main_rank():
+            return
+        missing = sum("label" not in r for r in rows)
+        if missing:
+            raise RuntimeError(f"{missing} evaluated records have no label")
         ev = self.output_dir / "eval"
         ev.mkdir(parents=True, exist_ok=True)
-        y = [r["label"] for r in rows]
-        p = [r["probability"] for r in rows]
-        m = classification_metrics(y, p, threshold=self.threshold, class_names=self.class_names)
-        m.update({k: v for k, v in self.extra.items()})
+        y, s = P.labels_and_scores(self.kind, rows)
+        m = classification_metrics_for(self.kind, y, s, self.class_names, threshold=self.threshold)
+        m.update(self.extra)
         self.metrics = m
         write_json(ev / "metrics.json", m, atomic=True)
-        write_predictions_csv(rows, self.output_dir / "predictions.csv", self.threshold)
-        plot_confusion_matrix(m["confusion_matrix"], self.class_names, ev / "confusion_matrix.png",
-                              title=f"slice classification (threshold {self.threshold:g}, n={len(rows)})")
-        plot_roc(y, p, ev / "roc.png", title="ROC (slice level)", threshold=self.threshold)
-        hist = self.output_dir / "history.json"
-        if hist.exists():
-            h = json.loads(hist.read_text())
-            plot_curves({k: v for k, v in h.items() if k != "epoch"}, ev / "training_curves.png", title="training")
-        (ev / "classification_report.txt").write_text(self._report_text(m, rows))
+        write_predictions_csv(rows, self.output_dir / "predictions.csv", self.kind, self.class_names, self.threshold)
+        self._plots(m, y, s, ev, len(rows))
+        (ev / "classification_report.txt").write_text(self._report_text(m, len(rows)))
         if self.network is not None and self.gradcam_layer:
             try:
                 self._gradcam(rows, ev / "gradcam")
             except Exception as e:  # noqa: BLE001 - a failed visualization must not lose the metrics
                 log.warning("Grad-CAM skipped: %s", e)
-        log.info("evaluation: %s", ", ".join(f"{k} {m[k]:.4f}" for k in ("accuracy", "precision", "recall", "f1",
-                                                                          "specificity", "auroc") if m.get(k) is not None))
+        keys = ("auroc_mean", "auprc_mean", "f1_macro", "f1_micro") if self.kind == "multilabel" else \
+            ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "specificity", "auroc")
+        log.info("evaluation (%s, n=%d): %s", self.kind, len(rows),
+                 ", ".join(f"{k} {m[k]:.3f}" for k in keys if isinstance(m.get(k), (int, float))))
         log.info("wrote %s", ev)
 
-    def _report_text(self, m: dict, rows) -> str:
-        lines = [f"binary slice classification: {len(rows)} slices, threshold {self.threshold:g}", "",
-                 f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
-        for name, pc in m["per_class"].items():
-            lines.append(f"{name:<12}{pc['precision']:>10.4f}{pc['recall']:>10.4f}{pc['f1']:>10.4f}{pc['support']:>10d}")
-        lines += ["", *(f"{k:<12}{m[k]:.4f}" for k in ("accuracy", "specificity", "auroc") if m.get(k) is not None),
-                  "", f"confusion matrix (rows: true {self.class_names[0]}, {self.class_names[1]}): {m['confusion_matrix']}"]
+    def _plots(self, m: dict, y: np.ndarray, s: np.ndarray, ev: Path, n: int) -> None:
+        from medpipe.visualization.plots import plot_confusion_matrix, plot_curves, plot_roc, plot_roc_curves
+
+        if self.kind == "binary":
+            p = s[:, 1] if s.shape[1] > 1 else s[:, 0]
+            plot_confusion_matrix(m["confusion_matrix"], self.class_names, ev / "confusion_matrix.png",
+                                  title=f"{self.class_names[-1]} vs {self.class_names[0]} (threshold {self.threshold:g}, n={n})")
+            plot_roc(y, p, ev / "roc.png", title=f"ROC, {self.class_names[-1]} (n={n})", threshold=self.threshold)
+        elif self.kind == "multiclass":
+            plot_confusion_matrix(m["confusion_matrix"], self.class_names, ev / "confusion_matrix.png",
+                                  title=f"{len(self.class_names)} classes (argmax, n={n})")
+            plot_roc_curves({c: ((y == i).astype(int), s[:, i]) for i, c in enumerate(self.class_names)},
+                            ev / "roc.png", title=f"ROC one class vs the rest (n={n})")
+        else:
+            plot_roc_curves({c: (y[:, i], s[:, i]) for i, c in enumerate(self.class_names)}, ev / "roc.png",
+                            title=f"ROC per finding (n={n})")
+        hist = self.run_dir / "history.json"
+        if hist.exists():
+            h = json.loads(hist.read_text())
+            plot_curves({k: v for k, v in h.items() if k != "epoch"}, ev / "training_curves.png", title="training")
+
+    def _report_text(self, m: dict, n: int) -> str:
+        def f(v):
+            return "n/a" if v is None else f"{v:.4f}"
+
+        lines = [f"{self.kind} classification: {n} images, threshold {self.threshold:g}", ""]
+        pc = m.get("per_class") or {}
+        cols = [c for c in ("precision", "recall", "specificity", "f1", "auroc", "support") if any(c in d for d in pc.values())]
+        lines.append(f"{'class':<24}" + "".join(f"{c:>12}" for c in cols))
+        for name, d in pc.items():
+            lines.append(f"{name:<24}" + "".join(f"{d.get(c):>12d}" if c == "support" and d.get(c) is not None
+                                                 else f"{f(d.get(c)):>12}" for c in cols))
+        lines.append("")
+        for k in ("accuracy", "balanced_accuracy", "kappa", "precision", "recall", "specificity", "f1", "auroc",
+                  "auroc_mean", "auprc_mean", "f1_micro", "f1_macro", "subset_accuracy"):
+            if k in m:
+                lines.append(f"{k:<24}{f(m[k])}")
+        absent = m.get("absent_classes") or m.get("undefined_classes")
+        if absent:
+            lines += ["", f"left out of the averages (undefined on this set): {', '.join(absent)}"]
+        if "confusion_matrix" in m:
+            lines += ["", f"confusion matrix (rows: true {', '.join(self.class_names)}): {m['confusion_matrix']}"]
         return "\n".join(lines) + "\n"
+
+    def _target(self, r: dict) -> tuple[int, str]:
+        """The class Grad-CAM explains for a row, and the outcome group it belongs to."""
+        s = np.asarray(r["scores"])
+        if self.kind == "binary":
+            pred = P.positive_probability(s) >= self.threshold
+            return 1 if s.size > 1 else 0, ("T" if pred == bool(r["label"]) else "F") + ("P" if pred else "N")
+        k = int(np.argmax(s))
+        if self.kind == "multiclass":
+            return k, "correct" if k == r["label"] else "wrong"
+        return k, "hit" if r["label"][k] else "miss"
 
     def _gradcam(self, rows, out: Path) -> None:
         from monai.visualize import GradCAM
@@ -226,25 +318,33 @@ class ClassificationReport(_Collector):
         if out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True)
-        groups = {"TP": [], "FP": [], "FN": [], "TN": []}
-        for r in sorted(rows, key=lambda r: -abs(r["probability"] - 0.5)):
-            pred = r["probability"] >= self.threshold
-            key = ("T" if pred == bool(r["label"]) else "F") + ("P" if pred else "N")
-            if len(groups[key]) < self.n_gradcam:
-                groups[key].append(r)
+        groups: dict[str, list] = {}
+        used_patients: dict[str, set] = {}
+        confident = sorted(rows, key=lambda r: -float(np.max(np.abs(np.asarray(r["scores"]) - 0.5))))
+        for r in confident:  # the most confident examples of each outcome, one per patient
+            idx, key = self._target(r)
+            pats = used_patients.setdefault(key, set())
+            if len(groups.setdefault(key, [])) < self.n_gradcam and r.get("patient") not in pats:
+                groups[key].append((r, idx))
+                pats.add(r.get("patient"))
         net = self.network.module if isinstance(self.network, torch.nn.parallel.DistributedDataParallel) else self.network
         was_training = net.training
         net.eval()
         # MONAI's default normalizer maps (min, max) to (1, 0), i.e. flips the map; keep the
-        # usual orientation (high = evidence for the positive class)
+        # usual orientation (high = evidence for the explained class)
         cam = GradCAM(nn_module=net, target_layers=self.gradcam_layer, postprocessing=minmax_per_sample)
         for key, rs in groups.items():
-            for r in rs:
+            for r, idx in rs:
                 item = self.transform({"image": r["image"]}) if self.transform else {"image": r["image"]}
                 x = torch.as_tensor(np.asarray(item["image"]), dtype=torch.float32)[None].to(self.device)
-                heat = cam(x, class_idx=1)[0, 0].detach().cpu().numpy()
-                name = f"{key}_{r.get('patient', 'x')}_{int(r.get('slice', 0)):02d}.png"
+                heat = cam(x, class_idx=idx)[0, 0].detach().cpu().numpy()
+                cls = self.class_names[idx] if idx < len(self.class_names) else str(idx)
+                truth = r["label"] if self.kind != "multilabel" else \
+                    "+".join(c for c, v in zip(self.class_names, r["label"]) if v) or "none"
+                if self.kind != "multilabel":
+                    truth = self.class_names[truth] if isinstance(truth, int) and truth < len(self.class_names) else truth
+                name = f"{key}_{r.get('patient', 'x')}_{int(r.get('slice', 0) or 0):02d}.png"
                 overlay_heatmap(x[0, 0].cpu().numpy(), heat, out / name,
-                                title=f"{key}: p(phe)={r['probability']:.2f}, label {r['label']} "
-                                      f"(Grad-CAM on {self.gradcam_layer})")
+                                title=f"{key}: p({cls}) = {float(np.asarray(r['scores'])[idx]):.2f}, true: {truth} "
+                                      f"(Grad-CAM for {cls}, {self.gradcam_layer})")
         net.train(was_training)

@@ -92,18 +92,25 @@ class SegmentationReport:
     both classifiers side by side on the common slices.
 
     Args:
-        output_dir: run folder.
+        output_dir: where the outputs go.
         n_overlays: sample slices drawn (largest true lesions first, then false positives).
         cls_predictions: optional path of a slice classifier's predictions.csv to compare with.
+        class_names: the mask's class names (background first), from the checkpoint's settings; the
+            segmentation-derived slice classifier calls its classes ``no_<fg>`` and ``<fg>``.
+        run_dir: the training run folder (its ``history.json`` gives the curves); default ``output_dir``.
         extra: facts recorded in metrics.json (split, fold, checkpoint...).
     """
 
     def __init__(self, output_dir: str, n_overlays: int = 8, cls_predictions: str | None = None,
-                 class_names=("no_phe", "phe"), extra: dict | None = None) -> None:
+                 class_names=("background", "foreground"), run_dir: str | None = None,
+                 extra: dict | None = None) -> None:
         self.output_dir = Path(output_dir)
+        self.run_dir = Path(run_dir) if run_dir else self.output_dir
         self.n_overlays = n_overlays
         self.cls_predictions = cls_predictions
-        self.class_names = tuple(class_names)
+        fg = str(list(class_names)[-1])
+        self.mask_names = tuple(class_names)
+        self.class_names = (f"no_{fg}", fg)
         self.extra = extra or {}
         self.rows: list[dict] = []
         self._counter = None
@@ -164,7 +171,7 @@ class SegmentationReport:
         write_csv_atomic(rows, self.output_dir / "predictions.csv",
                          ["patient", "slice", "image", "pred_area", "target_area", "dice", "label"])
         pc = m["pixel_confusion"]
-        plot_confusion_matrix([[pc["tn"], pc["fp"]], [pc["fn"], pc["tp"]]], ["background", self.class_names[1]],
+        plot_confusion_matrix([[pc["tn"], pc["fp"]], [pc["fn"], pc["tp"]]], [self.mask_names[0], self.class_names[1]],
                               ev / "pixel_confusion.png", title=f"pixel confusion over {len(rows)} slices")
         ov = ev / "overlays"
         ov.mkdir(exist_ok=True)
@@ -178,7 +185,7 @@ class SegmentationReport:
             d = "n/a" if r["dice"] is None else f"{r['dice']:.2f}"
             overlay_contours(img, s["target"], s["pred"], ov / f"{r['patient']}_{r['slice']:02d}.png",
                              title=f"{r['patient']} slice {r['slice']}: Dice {d} (green truth, red prediction)")
-        hist = self.output_dir / "history.json"
+        hist = self.run_dir / "history.json"
         if hist.exists():
             h = json.loads(hist.read_text())
             plot_curves({k: v for k, v in h.items() if k != "epoch"}, ev / "training_curves.png", title="training")
@@ -190,7 +197,7 @@ class SegmentationReport:
                          "prediction": int(r["pred_area"] >= s2c["area_threshold"]), "probability": r["pred_area"]}
                         for r in rows]
             try:
-                table, _ = compare_slice_classifiers({"sich_cls": cls_rows, "sich_seg (area >= A)": seg_rows},
+                table, _ = compare_slice_classifiers({"slice classifier": cls_rows, "segmenter (area >= A)": seg_rows},
                                                      class_names=self.class_names)
                 (ev / "slice_classifiers.md").write_text(table)
             except ValueError as e:
@@ -205,13 +212,14 @@ class MaskWriter:
     """Inference: write predicted masks at each input's native size.
 
     PNG for slice inputs (``masks/<stem>.png``), one NIfTI per volume input with the input's geometry
-    (``masks/<name>_phe.nii.gz``), and ``predictions.csv`` (patient, slice, image, pred_area, positive
-    = area >= ``area_threshold``).
+    (``masks/<name>_<class>.nii.gz``, ``<class>`` the foreground class name), and ``predictions.csv``
+    (patient, slice, image, pred_area, positive = area >= ``area_threshold``).
     """
 
-    def __init__(self, output_dir: str, area_threshold: int = 1) -> None:
+    def __init__(self, output_dir: str, area_threshold: int = 1, class_names=("background", "foreground")) -> None:
         self.output_dir = Path(output_dir)
         self.area_threshold = area_threshold
+        self.foreground = str(list(class_names)[-1])
         self.rows: list[dict] = []
         self._volumes: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
 
@@ -244,10 +252,10 @@ class MaskWriter:
             stack = np.stack([slices[k] for k in sorted(slices)])
             name = Path(vol).name
             name = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else Path(name).stem
-            out = self.output_dir / "masks" / f"{name}_phe.nii.gz"
+            out = self.output_dir / "masks" / f"{name}_{self.foreground}.nii.gz"
             write_mask_nifti(stack, vol, out)
             log.info("wrote %s (%d slices, geometry of %s)", out, len(stack), vol)
         path = write_csv_atomic(self.rows, self.output_dir / "predictions.csv",
                                 ["patient", "slice", "image", "pred_area", "positive"])
-        log.info("wrote %s: %d slices, %d with predicted PHE (area >= %d px)", path, len(self.rows),
-                 sum(r["positive"] for r in self.rows), self.area_threshold)
+        log.info("wrote %s: %d slices, %d with predicted %s (area >= %d px)", path, len(self.rows),
+                 sum(r["positive"] for r in self.rows), self.foreground, self.area_threshold)

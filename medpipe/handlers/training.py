@@ -20,8 +20,9 @@ log = logging.getLogger("medpipe")
 
 
 def _is_main_rank() -> bool:
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
-        torch.distributed.get_rank() == 0
+    from medpipe.engines.distributed import is_main_rank
+
+    return is_main_rank()
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -160,6 +161,8 @@ class LastCheckpoint:
             return
         state = {}
         for k, obj in self.save_dict.items():
+            if obj is None:  # e.g. no lr scheduler
+                continue
             if isinstance(obj, torch.nn.parallel.DistributedDataParallel):
                 obj = obj.module
             state[k] = obj.state_dict()
@@ -191,10 +194,46 @@ class ResumeFromCheckpoint:
         max_epochs = engine.state.max_epochs
         ckpt = torch.load(self.path, map_location="cpu", weights_only=True)
         for k, obj in self.load_dict.items():
-            if k not in ckpt:
+            if obj is None or k not in ckpt:
                 continue
             if isinstance(obj, torch.nn.parallel.DistributedDataParallel):
                 obj = obj.module
             obj.load_state_dict(ckpt[k])
         engine.state.max_epochs = max_epochs
         log.info("resuming from %s at epoch %d of %d", self.path, engine.state.epoch, max_epochs)
+
+
+class TimeLimit:
+    """Stop training after the epoch during which ``limit_s`` seconds of training have passed.
+
+    The decision is taken on rank 0 and broadcast, so under torchrun every rank stops after the
+    same epoch (a per-rank clock could stop one rank early and leave the others waiting forever).
+    The last checkpoint and history are written as for any finished epoch, so a later run with a
+    larger budget resumes.
+
+    Args:
+        limit_s: the budget in seconds; None or 0 disables the handler.
+    """
+
+    def __init__(self, limit_s: float | None = None) -> None:
+        self.limit_s = float(limit_s or 0)
+        self._t0 = None
+
+    def attach(self, engine: Engine) -> None:
+        if self.limit_s > 0:
+            engine.add_event_handler(Events.STARTED, self._start)
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def _start(self, engine: Engine) -> None:
+        self._t0 = time.perf_counter()
+
+    def __call__(self, engine: Engine) -> None:
+        from medpipe.engines.distributed import broadcast_flag
+
+        elapsed = time.perf_counter() - (self._t0 or time.perf_counter())
+        if broadcast_flag(elapsed >= self.limit_s):
+            if _is_main_rank():
+                log.info("time limit: %.0f s of %.0f s used after epoch %d of %d; stopping (resume with a larger "
+                         "--time_limit_s or more --max_epochs)", elapsed, self.limit_s, engine.state.epoch,
+                         engine.state.max_epochs)
+            engine.terminate()

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 __all__ = [
-    "plot_confusion_matrix", "plot_roc", "plot_curves", "plot_threshold_sweep",
+    "plot_confusion_matrix", "plot_roc", "plot_roc_curves", "plot_curves", "plot_threshold_sweep",
     "overlay_boxes", "overlay_contours", "overlay_heatmap", "image_grid", "DPI",
 ]
 
@@ -203,6 +203,48 @@ def plot_roc(y_true, y_prob, path, title: str | None = None, threshold: float | 
     ax.set_title(title or f"ROC curve (n={y.size}, positives={n_pos})")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_roc_curves(curves: Mapping[str, tuple], path, title: str | None = None) -> Path:
+    """One-vs-rest ROC curves of several classes in one panel (multiclass and multi-label models).
+
+    Args:
+        curves: class name -> ``(y_true, y_score)`` (0/1 labels for that class, its scores). A
+            class whose labels hold a single value has no curve; the legend says "undefined".
+        path: output PNG path.
+        title: figure title.
+
+    Returns:
+        The written path.
+
+    Example:
+        >>> plot_roc_curves({"a": ([0, 1, 1], [0.2, 0.7, 0.9]), "b": ([1, 0, 0], [0.6, 0.3, 0.4])}, "roc.png")  # doctest: +SKIP
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from medpipe.metrics.classification import _inputs
+
+    fig = _new_figure(6.5, 5.6)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=1, label="chance")
+    for i, (name, (y_true, y_score)) in enumerate(curves.items()):
+        y, p = _inputs(y_true, y_score)
+        color = f"C{i % 10}"
+        if 0 < int(y.sum()) < y.size:
+            fpr, tpr, _ = roc_curve(y, p)
+            ax.plot(fpr, tpr, color=color, lw=1.6, ls="-" if i < 10 else ":",
+                    label=f"{name} (AUC {roc_auc_score(y, p):.3f}, n+={int(y.sum())})")
+        else:
+            ax.plot([], [], color=color, label=f"{name}: undefined (n+={int(y.sum())})")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("False positive rate (1 - specificity)")
+    ax.set_ylabel("True positive rate (sensitivity)")
+    ax.set_title(title or "ROC curves, one class vs the rest")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8 if len(curves) > 6 else 9)
     return _save(fig, path)
 
 

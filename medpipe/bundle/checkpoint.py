@@ -1,0 +1,157 @@
+"""Checkpoints that carry their own settings: ``models/model.json`` beside ``models/model.pt``.
+
+``model.pt`` stays a plain ``state_dict`` (the MONAI convention); the run writes, when training
+starts, a small JSON file next to it with everything needed to rebuild and feed the network: the
+bundle, the model-defining settings (network arguments, image/patch size, normalisation and its
+statistics, label kind and names, how inputs are windowed and named), the dataset fingerprint and
+the medpipe version. ``evaluate.json`` and ``inference.json`` read those settings through
+:func:`load_settings`, so ``--ckpt_path`` is all a user passes; an explicit override that disagrees
+is refused by :func:`check_consistent` (and, before anything runs, by the ``medpipe`` wrappers).
+
+Layout of the file::
+
+    {"format": "medpipe-model/1", "bundle": "sich_seg", "medpipe_version": "0.2.0",
+     "settings": {"image_size": 64, "network_name": "dynunet", "class_names": [...], ...},
+     "network": {"name": "dynunet", "in_channels": 1, ...},
+     "dataset": {"dir": "...", "datalist_sha256": "..."}, "written": "2026-11-30T12:00:00"}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from medpipe.errors import UserError
+
+FORMAT = "medpipe-model/1"
+SIDECAR = "model.json"
+
+
+def sidecar_path(ckpt_path: str | os.PathLike) -> Path:
+    """The settings file of a checkpoint: ``<stem>.json`` when present, else ``model.json`` beside it."""
+    p = Path(ckpt_path)
+    own = p.with_suffix(".json")
+    return own if own.is_file() else p.parent / SIDECAR
+
+
+def _jsonable(v):
+    """Plain JSON types (tuples -> lists, numpy/torch scalars -> python, paths -> str)."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:
+        return v.item()
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    return str(v)
+
+
+def write_model_settings(ckpt_dir: str | os.PathLike, bundle: str, settings: dict, network: dict | None = None,
+                         dataset: dict | None = None) -> Path:
+    """Write ``ckpt_dir/model.json`` atomically and return its path (rank 0 only under DDP)."""
+    from medpipe import __version__
+    from medpipe.utils.fs import write_json
+
+    d = Path(ckpt_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    rec = {"format": FORMAT, "bundle": bundle, "medpipe_version": __version__,
+           "settings": _jsonable(settings), "network": _jsonable(network or {}),
+           "dataset": _jsonable(dataset or {}), "written": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    path = d / SIDECAR
+    write_json(path, rec, atomic=True)
+    return path
+
+
+def _check_checkpoint_file(path: Path, what: str) -> None:
+    if not path.exists():
+        raise UserError(f"{what} {path}: no such file. Point it at a trained run's models/model.pt "
+                        f"(written by `medpipe train`).")
+    if path.is_dir():
+        raise UserError(f"{what} {path}: is a folder; give the checkpoint file inside it, e.g. {path}/model.pt "
+                        f"or {path}/models/model.pt.")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise UserError(f"{what} {path}: not a PyTorch checkpoint (it starts with {head!r}). Give the "
+                        f"models/model.pt a training run wrote.")
+
+
+def read_sidecar(ckpt_path: str | os.PathLike, bundle: str | None = None, what: str = "--ckpt_path") -> dict:
+    """The whole settings record of a checkpoint, checked (file kind, format, bundle).
+
+    Raises:
+        UserError: the checkpoint is missing, not a checkpoint, has no settings file, or was
+            trained by another bundle.
+    """
+    ckpt = Path(ckpt_path).expanduser()
+    _check_checkpoint_file(ckpt, what)
+    side = sidecar_path(ckpt)
+    if not side.is_file():
+        raise UserError(f"{what} {ckpt}: no settings file beside it ({side.name}). A medpipe run writes "
+                        f"models/model.json next to models/model.pt; copy it along with the checkpoint "
+                        f"(or re-train: runs made before medpipe 0.2 did not write it).")
+    try:
+        rec = json.loads(side.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{side}: unreadable settings file ({e}); restore it from the training run.") from e
+    if not isinstance(rec, dict) or rec.get("format") != FORMAT or not isinstance(rec.get("settings"), dict):
+        raise UserError(f"{side}: not a medpipe model settings file (format {FORMAT} expected).")
+    if bundle and rec.get("bundle") != bundle:
+        raise UserError(f"{what} {ckpt}: this checkpoint was trained by bundle {rec.get('bundle')!r}, not "
+                        f"{bundle!r}. Use `medpipe ... {rec.get('bundle')} --ckpt_path {ckpt}` or a {bundle} "
+                        f"checkpoint.")
+    return rec
+
+
+def load_settings(ckpt_path: str | os.PathLike, bundle: str | None = None) -> dict:
+    """The model-defining settings a checkpoint was trained with (what ``inference.json`` feeds on).
+
+    Example:
+        In ``inference.json``::
+
+            "trained": "$medpipe.bundle.checkpoint.load_settings(@ckpt_path, 'sich_cls')",
+            "image_size": "$@trained['image_size']"
+    """
+    return read_sidecar(ckpt_path, bundle)["settings"]
+
+
+def _same(a, b) -> bool:
+    a, b = _jsonable(a), _jsonable(b)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return float(a) == float(b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def conflicts(trained: dict, current: dict) -> list[tuple[str, object, object]]:
+    """``(key, current value, trained value)`` for every key of ``current`` that disagrees with ``trained``."""
+    return [(k, v, trained[k]) for k, v in current.items() if k in trained and not _same(v, trained[k])]
+
+
+def conflict_message(ckpt_path, rows: list[tuple[str, object, object]]) -> str:
+    """One paragraph naming every conflicting key."""
+    parts = ", ".join(f"--{k} {json.dumps(_jsonable(v))} (trained with {json.dumps(_jsonable(t))})" for k, v, t in rows)
+    keys = " ".join(f"--{k}" for k, _, _ in rows)
+    return (f"{parts}: the checkpoint {ckpt_path} was trained with other settings, and its network and "
+            f"inputs are rebuilt from them (models/model.json). Drop {keys} to use the trained settings, "
+            f"or train a new model with the settings you want.")
+
+
+def check_consistent(trained: dict, current: dict, ckpt_path: str = "the checkpoint") -> bool:
+    """Raise :class:`UserError` when a model-defining setting differs from the checkpoint's; True otherwise.
+
+    Used as the first ``initialize`` step of ``evaluate.json``/``inference.json``: ``current`` is the
+    bundle's ``model_settings`` resolved in that config (overrides included).
+    """
+    rows = conflicts(trained, current)
+    if rows:
+        raise UserError(conflict_message(ckpt_path, rows))
+    return True
