@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep import phe_sich_layout as L
+from data_prep.phe_sich import layout as L
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_PHE = REPO.parent / "shared" / "data" / "PHE-SICH-CT-IDS"
@@ -80,6 +80,24 @@ def real_phe():
     if not (SHARED_PHE / "SubdatasetC_PNG").is_dir():
         pytest.skip(f"real PHE-SICH-CT-IDS sample not found at {SHARED_PHE} (shared data absent)")
     return SHARED_PHE
+
+
+def corrupt_png_pixels(path: Path, fix_crc: bool = False) -> None:
+    """Damage a PNG inside its pixel data (IDAT), keeping its header and IEND: a header check passes.
+
+    ``fix_crc`` also rewrites the chunk's CRC, so only decoding the pixels can find the damage.
+    """
+    import struct
+    import zlib
+
+    data = bytearray(path.read_bytes())
+    i = data.find(b"IDAT")
+    (n,) = struct.unpack(">I", data[i - 4:i])
+    for k in range(i + 6, i + 4 + n - 4):  # keep the zlib header; damage the deflate stream
+        data[k] ^= 0x5A
+    if fix_crc:
+        data[i + 4 + n:i + 8 + n] = struct.pack(">I", zlib.crc32(bytes(data[i:i + 4 + n])) & 0xFFFFFFFF)
+    path.write_bytes(bytes(data))
 
 
 def tree_digest(root: Path) -> dict:

@@ -103,7 +103,7 @@ def check_device(device) -> None:
             raise UserError(f"--device {s}: not available here; use cpu or cuda[:N].")
 
 
-def check_settings(bundle: str, action: str, values: dict, dataset_dir=None) -> bool:
+def check_settings(bundle: str, action: str, values: dict, dataset_dir=None, label_key: str | None = None) -> bool:
     """Check the common settings of a bundle run; raise :class:`UserError` naming the first bad one.
 
     Args:
@@ -113,6 +113,7 @@ def check_settings(bundle: str, action: str, values: dict, dataset_dir=None) -> 
             ``device``, ``num_workers``, ``learning_rate``, ``time_limit_s``); values are typed as
             the config resolved them.
         dataset_dir: the prepared dataset (checked for train/evaluate: a datalist with this bundle's labels).
+        label_key: the record key the run learns (default: the bundle's, from the registry).
 
     Returns:
         True (so a config can list it as an ``initialize`` step).
@@ -137,9 +138,9 @@ def check_settings(bundle: str, action: str, values: dict, dataset_dir=None) -> 
                 raise UserError(f"--{name} {v}: expected a positive number"
                                 + (" of seconds (or leave it out for no limit)." if name == "time_limit_s" else "."))
     if dataset_dir is not None and action in ("train", "evaluate") and spec is not None:
-        from medpipe.data.datalist import label_task, load_datalist
+        from medpipe.data.datalist import check_datalist, load_datalist
 
-        label_task(dataset_dir, spec.label_key)
+        check_datalist(dataset_dir, label_key or spec.label_key)
         if "fold" in values and action == "train":
             k = int(load_datalist(dataset_dir).get("num_folds") or 0)
             if k and not 0 <= int(values["fold"]) < k:

@@ -174,7 +174,10 @@ def prepare_run(action: str, bundle: str, overrides: dict[str, str]) -> tuple[li
         dataset_dir = str(repo_root() / dataset_dir)
     checked = {k: values[k] for k in ("max_epochs", "batch_size", "image_size", "fold", "device", "num_workers",
                                       "learning_rate", "time_limit_s") if k in values}
-    O.check_settings(bundle, action, checked, dataset_dir if action in ("train", "evaluate") else None)
+    label_key = values.get("label_key", raw.get("label_key")) if action == "train" else \
+        (facts.get("sidecar") or {}).get("settings", {}).get("label_key")
+    O.check_settings(bundle, action, checked, dataset_dir if action in ("train", "evaluate") else None,
+                     label_key if isinstance(label_key, str) and not label_key.startswith(("$", "@")) else None)
     if action == "evaluate":
         from medpipe.data.datalist import check_same_labels, load_datalist, parse_records
 
@@ -219,6 +222,12 @@ def run_bundle(action: str, bundle: str, overrides: dict[str, str], dry_run: boo
     from medpipe.utils.env import offline_env
 
     offline_env()
+    import warnings
+
+    # the configs are this checkout's own: MONAI's warning about running untrusted configs, and its
+    # note on the model-zoo schema's optional_packages_version key, say nothing to act on here
+    warnings.filterwarnings("ignore", message=r"parsing config_file ", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r"Detected deprecated name 'optional_packages_version'")
     cwd = os.getcwd()
     os.chdir(repo_root())
     try:

@@ -1,80 +1,134 @@
 """``medpipe prepare DATASET`` and ``medpipe synth DATASET``, built from the dataset registry.
 
 This is the only place in ``medpipe`` that reads :mod:`data_prep` (the registry of datasets):
-everything below the CLI gets what it needs from the prepared dataset or the checkpoint.
+everything below the CLI gets what it needs from the prepared dataset or the checkpoint. Each
+dataset gets its own sub-parser with the common options plus the ones its
+:class:`~medpipe.prepare.spec.DatasetSpec` declares, so ``medpipe prepare DATASET --help`` shows
+exactly what applies to it.
 """
 
 from __future__ import annotations
 
 import argparse
+import textwrap
 
-DATASETS_PREPARE = ("phe-sich",)
-DATASETS_SYNTH = ("phe-sich",)
-
-PREPARE_EXAMPLES = """\
+PREPARE_EPILOG = """\
     examples:
       medpipe prepare phe-sich --src ~/Downloads/PHE-SICH-CT-IDS --out data/phe-sich
-      medpipe prepare phe-sich --src ~/Downloads/PHE-SICH-CT-IDS/SubdatasetC_PNG --out data/phe-sich --folds 5 --test-fraction 0.2
+      medpipe prepare phe-sich --help        # the options of one dataset
     """
-SYNTH_EXAMPLES = """\
+SYNTH_EPILOG = """\
     examples:
-      medpipe synth phe-sich --out data/phe-sich-raw                 # small, fast (12 patients, 128 px)
-      medpipe synth phe-sich --out /tmp/phe-512 --patients 20 --size 512   # the real geometry
+      medpipe synth phe-sich --out data/phe-sich-raw
+      medpipe synth phe-sich --help          # the options of one dataset
     """
+
+
+def _examples(text: str) -> str:
+    body = textwrap.dedent(text).strip("\n")
+    return "examples:\n" + textwrap.indent(body, "  ") + "\n" if body else ""
 
 
 def add_parsers(sub) -> None:
-    from medpipe.cli import _positive_int, epilog
+    from data_prep import specs
+    from medpipe.cli import Parser, _positive_int, epilog
+    from medpipe.prepare.spec import COMMON_OPTIONS
 
     fmt = argparse.RawDescriptionHelpFormatter
+    all_specs = specs()
+    common_names = {o.name for o in COMMON_OPTIONS}
+
     pp = sub.add_parser("prepare", help="turn a downloaded dataset into a prepared, patient-split dataset",
                         description="Convert a dataset as downloaded into datalist.json, reports and exports, "
-                                    "with patient-level folds.",
-                        epilog=epilog(PREPARE_EXAMPLES), formatter_class=fmt)
-    pp.add_argument("dataset", choices=DATASETS_PREPARE, help="dataset name")
-    pp.add_argument("--src", required=True, help="the dataset root as downloaded (or one subset folder); never written")
-    pp.add_argument("--out", required=True, help="output folder (written atomically; must not be inside --src)")
-    pp.add_argument("--folds", type=int, default=5, help="number of patient-level folds (default 5)")
-    pp.add_argument("--seed", type=int, default=12345, help="split seed (default 12345)")
-    pp.add_argument("--test-fraction", type=float, default=0.0,
-                    help="fraction of patients held out as a test set (default 0)")
-    pp.add_argument("--val-fold", type=int, default=0, help="fold used as YOLO val split (default 0)")
-    pp.add_argument("--subset", default="auto", choices=("auto", "png", "jpg", "nifti"),
-                    help="subset the records come from (auto: PNG, then JPG, then NIfTI)")
-    pp.add_argument("--class-name", default=None, help="name of the lesion class (default: phe)")
-    pp.add_argument("--link", default="auto", choices=("auto", "hardlink", "symlink", "copy"),
-                    help="how images enter the output (auto: hard link, else symlink, else copy)")
-    pp.add_argument("--workers", type=_positive_int, default=None, help="worker processes (default: all cores)")
-    pp.add_argument("--strict", action="store_true", help="any anomaly or skipped file is an error (nothing written)")
-    pp.add_argument("--quiet", action="store_true", help="print only the summary")
-    pp.set_defaults(handler=prepare)
+                                    "with patient-level folds. Run `medpipe prepare DATASET --help` for the "
+                                    "options of one dataset.",
+                        epilog=epilog(PREPARE_EPILOG), formatter_class=fmt)
+    psub = pp.add_subparsers(dest="dataset", metavar="DATASET", parser_class=Parser, required=True,
+                             title="datasets")
+    for name, spec in all_specs.items():
+        p = psub.add_parser(name, help=f"{spec.title}: {spec.summary}", description=f"Prepare {spec.title}: {spec.summary}.",
+                            epilog=_examples(spec.prepare_examples), formatter_class=fmt)
+        p.add_argument("--src", required=True, metavar="DIR", help="the dataset as downloaded; never written")
+        p.add_argument("--out", required=True, metavar="DIR",
+                       help="output folder: absent, empty, or written by an earlier prepare (replaced atomically; "
+                            "must not be inside --src)")
+        for o in spec.all_options():
+            if o.name in common_names:
+                o.add_to(p)
+        p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="worker processes (default: all cores, at most 8)")
+        p.add_argument("--quiet", action="store_true", help="print only the summary")
+        own = p.add_argument_group(f"{name} options") if spec.options else None
+        for o in spec.options:
+            o.add_to(own)
+        p.set_defaults(handler=prepare, option_names=[o.name for o in spec.all_options()])
 
     ps = sub.add_parser("synth", help="write a synthetic dataset in the real download layout",
-                        description="Synthesize a dataset in its real download layout (offline demo and tests).",
-                        epilog=epilog(SYNTH_EXAMPLES), formatter_class=fmt)
-    ps.add_argument("dataset", choices=DATASETS_SYNTH, help="dataset name")
-    ps.add_argument("--out", required=True, help="output folder (created; must be empty or absent)")
-    ps.add_argument("--patients", type=_positive_int, default=12, help="number of patients (default 12)")
-    ps.add_argument("--size", type=_positive_int, default=128, help="slice size in pixels (default 128; real data: 512)")
-    ps.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    ps.set_defaults(handler=synth)
+                        description="Synthesize a dataset in its real download layout (offline demo and tests). "
+                                    "Run `medpipe synth DATASET --help` for the options of one dataset.",
+                        epilog=epilog(SYNTH_EPILOG), formatter_class=fmt)
+    ssub = ps.add_subparsers(dest="dataset", metavar="DATASET", parser_class=Parser, required=True,
+                             title="datasets")
+    for name, spec in all_specs.items():
+        if not spec.synthesizer:
+            continue
+        p = ssub.add_parser(name, help=f"synthetic {spec.title}", description=f"Synthesize {spec.title} in its "
+                            f"real download layout, quirks included.",
+                            epilog=_examples(spec.synth_examples), formatter_class=fmt)
+        p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; must be empty, absent, or an earlier "
+                                                    "synthetic set made with the same options)")
+        for o in spec.synth_options:
+            o.add_to(p)
+        p.set_defaults(handler=synth, option_names=[o.name for o in spec.synth_options])
 
 
 def prepare(args, extra=None) -> int:
-    from data_prep import get_converter
+    """Run :func:`medpipe.prepare.engine.prepare` and print a summary."""
+    from data_prep import get_spec
+    from medpipe.prepare.engine import prepare as run
+    from medpipe.prepare.engine import summary_lines
 
-    conv = get_converter(args.dataset)
-    return conv(args)
+    spec = get_spec(args.dataset)
+    options = {k: getattr(args, k) for k in args.option_names}
+    say = None if args.quiet else (lambda s: print(s, flush=True))
+    rep = run(spec, args.src, args.out, options, workers=args.workers, progress=say)
+    if rep.get("up_to_date"):
+        if args.quiet:
+            print(f"{rep['output_path']}: up to date; nothing to do.")
+        return 0
+    for line in summary_lines(spec, rep):
+        print("  " + line)
+    print(f"wrote {rep['output_path']}: {', '.join(rep.get('outputs_written') or ['datalist.json'])}")
+    return 0
 
 
 def synth(args, extra=None) -> int:
-    from data_prep.synth import get_synthesizer
+    """Run the dataset's synthesizer and print what it wrote."""
+    from data_prep import get_spec
 
-    synth = get_synthesizer(args.dataset)
-    summary = synth(args.out, patients=args.patients, size=args.size, seed=args.seed,
-                    progress=lambda s: print(s, flush=True))
-    print(f"synthetic {args.dataset}: {len(summary['patients'])} patients, {summary['slices']} slices "
-          f"({summary['positive_slices']} with a box), {summary['files']} files in {summary['out']}")
+    spec = get_spec(args.dataset)
+    fn = spec.load_synthesizer()
+    options = {k: getattr(args, k) for k in args.option_names}
+    try:
+        summary = fn(args.out, progress=lambda s: print(s, flush=True), **options)
+    except OSError as e:
+        import errno
+
+        from medpipe.errors import UserError
+
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR):
+            raise
+        raise UserError(f"--out {args.out}: cannot write {e.filename or args.out} ({e.strerror}). Nothing was "
+                        f"left behind; choose a folder you can write to.") from e
+    slices = summary.get("slices")
+    what = f"{slices} slices ({summary.get('positive_slices', 0)} with a box), " if slices is not None else ""
+    print(f"synthetic {args.dataset}: {len(summary['patients'])} patients, {what}{summary['files']} dataset files "
+          f"in {summary['out']} (plus medpipe's marker file)")
     if summary.get("quirks"):
-        print("quirks reproduced: " + "; ".join(map(str, summary["quirks"])))
+        print("quirks reproduced: " + "; ".join(q.get("kind", str(q)) if isinstance(q, dict) else str(q)
+                                                for q in summary["quirks"]))
+    folds = next((o.default for o in spec.all_options() if o.name == "folds"), 5)
+    if len(summary["patients"]) < folds:
+        print(f"note: {len(summary['patients'])} patients are fewer than the {folds} folds `medpipe prepare` makes by "
+              f"default; prepare this set with --folds {max(2, len(summary['patients']))} or fewer.")
     return 0

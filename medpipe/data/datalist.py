@@ -80,6 +80,22 @@ def label_task(dataset_dir: str | os.PathLike, key: str = "label") -> dict:
     return {"key": key, "kind": t["kind"], "class_names": [str(c) for c in t["class_names"]]}
 
 
+def check_datalist(dataset_dir: str | os.PathLike, label_key: str) -> dict:
+    """Check a prepared dataset before a run: it declares ``label_key`` labels and every record has a fold.
+
+    Returns:
+        The label task (:func:`label_task`).
+    """
+    task = label_task(dataset_dir, label_key)
+    dl = load_datalist(dataset_dir)
+    _records(dl, "trainval", 0, dataset_dir)
+    missing = next((r for r in dl["training"] if label_key not in r), None)
+    if missing is not None:
+        raise DataError(f"{dataset_dir}/datalist.json: record {missing.get('image', '?')} has no {label_key!r}; "
+                        f"re-run `medpipe prepare`.")
+    return task
+
+
 def input_spec(dataset_dir: str | os.PathLike) -> dict:
     """How inputs are fed: ``channels``, ``window`` (level, width) for volumes, ``slice_pattern``, ... ."""
     spec = {"channels": 1, "window": None, "slice_pattern": None, "patient_format": None}

@@ -139,7 +139,8 @@ def _label_classes(lab: Path) -> list[int]:
     return out
 
 
-def fold_data_yaml(dataset_dir: str | os.PathLike, fold: int, out_dir: str | os.PathLike) -> str:
+def fold_data_yaml(dataset_dir: str | os.PathLike, fold: int, out_dir: str | os.PathLike,
+                   records: str | None = None) -> str:
     """Write a ultralytics data.yaml for one medpipe fold; return its path.
 
     ``val`` lists the datalist records with ``fold == fold``, ``train`` all other folds, ``test`` the
@@ -154,6 +155,8 @@ def fold_data_yaml(dataset_dir: str | os.PathLike, fold: int, out_dir: str | os.
         dataset_dir: the folder ``medpipe prepare`` wrote.
         fold: the validation fold.
         out_dir: where ``data.yaml``, ``train.txt``, ``val.txt`` (and ``test.txt``) go.
+        records: for evaluation: the records to put in ``val`` (``val``, ``test``, ``all`` or
+            ``fold:N``, see :func:`medpipe.data.datalist.select_records`); None for training folds.
 
     Returns:
         The path of ``out_dir/data.yaml``.
@@ -179,10 +182,16 @@ def fold_data_yaml(dataset_dir: str | os.PathLike, fold: int, out_dir: str | os.
     dl = load_datalist(base)
     names = class_names(base)
     index = yolo_index(yolo_dir)
-    splits = {"train": load_split(base, fold, "train", scalars_only=False),
-              "val": load_split(base, fold, "val", scalars_only=False)}
-    if dl.get("test"):
-        splits["test"] = load_split(base, fold, "test", scalars_only=False)
+    if records is not None:
+        from medpipe.data.datalist import select_records
+
+        chosen = select_records(base, records, fold, label_key="boxes")
+        splits = {"train": chosen, "val": chosen}
+    else:
+        splits = {"train": load_split(base, fold, "train", scalars_only=False),
+                  "val": load_split(base, fold, "val", scalars_only=False)}
+        if dl.get("test"):
+            splits["test"] = load_split(base, fold, "test", scalars_only=False)
     out = Path(out_dir).expanduser().absolute()
     out.mkdir(parents=True, exist_ok=True)
     for split, recs in splits.items():

@@ -24,7 +24,6 @@ from medpipe.detection.network import checkpoint_class_names, checkpoint_image_s
 from medpipe.detection.predictions import (BOX_COLUMNS, SLICE_COLUMNS, SWEEP_THRESHOLDS, any_finding_names,
                                            box_prediction_rows, conf_sweep, norm_pred, slice_prediction_rows,
                                            write_rows_csv)
-from medpipe.errors import UserError
 
 log = logging.getLogger("medpipe")
 
@@ -76,27 +75,31 @@ class YoloEvaluator:
         data: the fold's data.yaml (:func:`medpipe.detection.data.fold_data_yaml`).
         dataset_dir: the prepared dataset (slice truth and true boxes from ``datalist.json``).
         output_dir: the run folder.
-        fold: the validation fold.
-        split: ``val`` or ``test``.
+        fold: the training run's validation fold (what ``records="val"`` means).
+        records: the evaluated records: ``val``, ``test``, ``all`` or ``fold:N``; ``data`` must be the
+            data.yaml written for them (:func:`medpipe.detection.data.fold_data_yaml` with ``records``).
         image_size: inference size; None: the checkpoint's training size.
         conf: the slice-level operating threshold (and the one boxes are drawn at).
         iou: NMS IoU threshold.
         predict_conf: lowest box confidence kept (predictions.csv, probabilities, mAP).
         max_det: most boxes per slice.
         n_examples: slices drawn to ``eval/boxes``.
+        run_dir: the training run folder (its ``history.json`` gives the curves); default ``output_dir``.
         extra: JSON-able facts added to metrics.json.
     """
 
     def __init__(self, ckpt_path: str, data: str, dataset_dir: str, output_dir: str, fold: int = 0,
-                 split: str = "val", image_size: int | None = None, batch_size: int = 16, device="cpu",
+                 records: str = "val", image_size: int | None = None, batch_size: int = 16, device="cpu",
                  conf: float = 0.25, iou: float = 0.7, predict_conf: float = 0.001, max_det: int = 100,
                  n_examples: int = 8, workers: int = 2, sweep_thresholds: Sequence[float] = SWEEP_THRESHOLDS,
-                 config_dir: str | None = None, extra: dict | None = None) -> None:
-        if split not in ("val", "test"):
-            raise UserError(f"eval_split {split!r}: choose val or test")
+                 config_dir: str | None = None, run_dir: str | None = None, extra: dict | None = None) -> None:
+        self.run_dir = Path(run_dir) if run_dir else None
         self.ckpt_path, self.data, self.dataset_dir = ckpt_path, str(data), dataset_dir
         self.output_dir = Path(output_dir).expanduser().absolute()
-        self.fold, self.split, self.image_size, self.batch_size = int(fold), split, image_size, int(batch_size)
+        from medpipe.data.datalist import parse_records
+
+        parse_records(records)
+        self.fold, self.records, self.image_size, self.batch_size = int(fold), str(records), image_size, int(batch_size)
         self.device, self.conf, self.iou, self.predict_conf = device, float(conf), float(iou), float(predict_conf)
         self.max_det, self.n_examples = int(max_det), int(n_examples)
         self.workers, self.sweep_thresholds, self.config_dir = int(workers), tuple(sweep_thresholds), config_dir
@@ -105,7 +108,7 @@ class YoloEvaluator:
 
     def run(self) -> dict:
         """Evaluate; write the files; return the metrics dict."""
-        from medpipe.data.datalist import load_split
+        from medpipe.data.datalist import select_records
         from medpipe.metrics.classification import classification_metrics
         from medpipe.utils.fs import atomic_write_text
         from medpipe.visualization.plots import plot_confusion_matrix, plot_curves, plot_threshold_sweep
@@ -116,13 +119,13 @@ class YoloEvaluator:
         size = int(self.image_size) if self.image_size else checkpoint_image_size(yolo)
         ev = self.output_dir / "eval"
         ev.mkdir(parents=True, exist_ok=True)
-        det = yolo.val(data=self.data, split=self.split, imgsz=size, batch=self.batch_size,
+        det = yolo.val(data=self.data, split="val", imgsz=size, batch=self.batch_size,
                        device=ul_device(self.device), conf=self.predict_conf, iou=self.iou, max_det=self.max_det,
                        workers=self.workers, plots=True, project=str(ev), name="ultralytics_val", exist_ok=True,
                        verbose=False)
         box = {"map50": float(det.box.map50), "map50_95": float(det.box.map),
                "precision": float(det.box.mp), "recall": float(det.box.mr)}
-        records = load_split(self.dataset_dir, self.fold, self.split, scalars_only=False)
+        records = select_records(self.dataset_dir, self.records, self.fold, label_key="boxes")
         preds = predict_boxes(yolo, [as_source(r) for r in records], size, self.device, self.predict_conf, self.iou,
                               self.max_det, self.batch_size, ev)
         box_rows = box_prediction_rows(records, preds)
@@ -132,7 +135,7 @@ class YoloEvaluator:
         sl = classification_metrics(y, p, threshold=self.conf, class_names=slice_classes)
         sweep = conf_sweep(y, p, sorted(set(self.sweep_thresholds) | {self.conf}))
         m = {**box, "slice_level": sl, "conf": self.conf, "iou": self.iou, "predict_conf": self.predict_conf,
-             "conf_sweep": sweep, "split": self.split, "fold": self.fold, "image_size": size,
+             "conf_sweep": sweep, "records": self.records, "fold": self.fold, "image_size": size,
              "checkpoint": str(Path(self.ckpt_path).absolute()), "n_slices": len(records),
              "n_true_boxes": int(sum(len(r.get("boxes") or []) for r in records)),
              "n_pred_boxes_at_conf": int(sum(int(np.sum(np.asarray(q["scores"]) >= self.conf)) for q in preds)),
@@ -148,13 +151,13 @@ class YoloEvaluator:
         plot_threshold_sweep(sweep, self.conf, ev / "conf_sweep.png", x_key="conf",
                              title="slice-level metrics vs box confidence threshold")
         self._draw(records, preds, slices, ev / "boxes")
-        hist = self.output_dir / "history.json"
+        hist = (self.run_dir or self.output_dir) / "history.json"
         if hist.exists():
             h = json.loads(hist.read_text())
             plot_curves({k: v for k, v in h.items() if k not in ("epoch", "lr")}, ev / "training_curves.png",
                         title="YOLOv8 training")
-        log.info("evaluation (%s, fold %d, %d slices): mAP50 %.4f, mAP50-95 %.4f, box P %.4f, R %.4f; slice level at "
-                 "conf %.2f: recall %.4f, precision %.4f, specificity %.4f, f1 %.4f", self.split, self.fold,
+        log.info("evaluation (records %s, fold %d, %d slices): mAP50 %.4f, mAP50-95 %.4f, box P %.4f, R %.4f; slice level at "
+                 "conf %.2f: recall %.4f, precision %.4f, specificity %.4f, f1 %.4f", self.records, self.fold,
                  len(records), box["map50"], box["map50_95"], box["precision"], box["recall"], self.conf,
                  sl["recall"], sl["precision"], sl["specificity"], sl["f1"])
         log.info("wrote %s, %s, %s", ev / "metrics.json", self.output_dir / "predictions.csv",

@@ -98,13 +98,14 @@ class YoloPredictor:
         image_size: None: the checkpoint's training size.
         conf: box confidence threshold.
         draw: also draw every slice with its boxes.
+        input_spec: the checkpoint's input settings (HU window for volumes, slice naming).
     """
 
     def __init__(self, ckpt_path: str, input: str, output_dir: str, image_size: int | None = None,
                  batch_size: int = 16, device="cpu", conf: float = 0.25, iou: float = 0.7,
                  predict_conf: float = 0.001, max_det: int = 100, draw: bool = False,
-                 config_dir: str | None = None) -> None:
-        self.ckpt_path, self.input = ckpt_path, input
+                 config_dir: str | None = None, input_spec: dict | None = None) -> None:
+        self.ckpt_path, self.input, self.input_spec = ckpt_path, input, dict(input_spec or {})
         self.output_dir = Path(output_dir).expanduser().absolute()
         self.image_size, self.batch_size, self.device = image_size, int(batch_size), device
         self.conf, self.iou, self.predict_conf, self.max_det = float(conf), float(iou), float(predict_conf), int(max_det)
@@ -116,7 +117,7 @@ class YoloPredictor:
         from medpipe.utils.fs import atomic_write_text
 
         prepare_ultralytics_env(self.config_dir)
-        records = list_inputs(self.input)
+        records = list_inputs(self.input, self.input_spec)
         yolo = load_checkpoint_model(self.ckpt_path)
         names = checkpoint_class_names(yolo)
         size = int(self.image_size) if self.image_size else checkpoint_image_size(yolo)

@@ -1,8 +1,8 @@
 """Writing predicted masks (PNG slices, NIfTI volumes) and reading NIfTI volumes as display slices.
 
 The 2D pipeline works on *display slices*: rows anterior->posterior, columns patient
-right->left, slice index ``k`` along the RAS-canonical z axis (inferior->superior) -- the layout
-of the PHE-SICH-CT-IDS PNGs, defined once in :mod:`data_prep.phe_sich_layout`. A NIfTI volume may
+right->left, slice index ``k`` along the RAS-canonical z axis (inferior->superior) -- the
+radiological convention, defined once in :mod:`medpipe.io.orientation`. A NIfTI volume may
 be stored in any orientation; :func:`read_nifti_display_slices` goes volume -> display slices and
 :func:`write_mask_nifti` goes back, ending in the reference file's ORIGINAL voxel order, affine and
 header, so the written mask overlays the input exactly in any viewer.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.phe_sich_layout import display_to_volume_slice, volume_slice_to_display
+from medpipe.io.orientation import display_to_volume_slice, volume_slice_to_display
 
 __all__ = ["write_mask_png", "write_mask_nifti", "read_nifti_display_slices"]
 
@@ -105,7 +105,7 @@ def read_nifti_display_slices(path) -> tuple[np.ndarray, tuple[float, float, flo
     """Read a NIfTI volume as a stack of 2D display slices (in HU for CT).
 
     The volume is reoriented to RAS+ (:func:`nibabel.as_closest_canonical`) and each axial slice
-    converted with :func:`data_prep.phe_sich_layout.volume_slice_to_display`.
+    converted with :func:`medpipe.io.orientation.volume_slice_to_display`.
 
     Args:
         path: NIfTI file (``.nii`` / ``.nii.gz``), 3D (a trailing singleton 4th axis is allowed).
@@ -138,7 +138,7 @@ def write_mask_nifti(mask_volume_display, reference_path, out_path) -> Path:
     """Write display-slice masks as a NIfTI label volume aligned with its reference image.
 
     Inverse of :func:`read_nifti_display_slices`: each display slice goes back to the RAS voxel
-    plane (:func:`data_prep.phe_sich_layout.display_to_volume_slice`), the RAS volume is reoriented
+    plane (:func:`medpipe.io.orientation.display_to_volume_slice`), the RAS volume is reoriented
     to the reference's original axis order/directions (``nibabel.orientations``), and it is saved
     as uint8 with the reference's affine and header (qform/sform and their codes kept; scaling
     reset to 1/0 and display range set to 0..max label so the labels are stored as is).

@@ -77,6 +77,11 @@ def load_pipeline(path: str | os.PathLike, overrides: dict | None = None) -> Pip
         spec = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise UserError(f"{path}: not valid YAML ({e}).") from e
+    if not isinstance(spec, dict):
+        raise UserError(f"{path}: a pipeline is a mapping with name, params and steps (see pipelines/phe_sich.yaml); "
+                        f"this file holds a {type(spec).__name__}.")
+    if not isinstance(spec.get("params") or {}, dict) or not isinstance(spec.get("steps") or [], list):
+        raise UserError(f"{path}: 'params' must be a mapping and 'steps' a list of steps.")
     params = dict(spec.get("params") or {})
     for k, v in (overrides or {}).items():
         if k not in params:
@@ -88,9 +93,15 @@ def load_pipeline(path: str | os.PathLike, overrides: dict | None = None) -> Pip
         params[k] = _coerce(v) if isinstance(v, str) else v
     steps, seen = [], set()
     for i, s in enumerate(spec.get("steps") or []):
+        if not isinstance(s, dict):
+            raise UserError(f"{path}: step {i} must be a mapping with id, action and args.")
         sid = s.get("id")
         if not sid or s.get("action") not in ACTIONS:
             raise UserError(f"{path}: step {i} needs an id and an action in {', '.join(ACTIONS)}.")
+        if not isinstance(s.get("args") or {}, dict):
+            raise UserError(f"{path}: step {sid}: 'args' must be a mapping.")
+        _check_placeholders(path, sid, s.get("args") or {}, params)
+        _check_step_args(path, sid, s["action"], s.get("args") or {})
         for a in s.get("after", []):
             if a not in seen:
                 raise UserError(f"{path}: step {sid} runs after {a!r}, which is not an earlier step.")
@@ -99,6 +110,61 @@ def load_pipeline(path: str | os.PathLike, overrides: dict | None = None) -> Pip
     if not steps:
         raise UserError(f"{path}: no steps.")
     return Pipeline(spec.get("name", path.stem), params, steps, path)
+
+
+#: arguments each non-bundle action takes
+ACTION_ARGS = {"synth": {"dataset", "out", "patients", "size", "seed"},
+               "prepare": {"dataset", "src", "src_if_null", "out", "folds", "seed", "val_fold", "workers", "test_fraction"},
+               "report": {"work_dir", "data_dir", "out"}}
+
+
+def _placeholders(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _placeholders(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _placeholders(v)
+    elif isinstance(value, str):
+        yield from _PLACEHOLDER.findall(value)
+
+
+def _check_placeholders(path: Path, sid: str, args: dict, params: dict) -> None:
+    import difflib
+
+    for name in _placeholders(args):
+        if name not in params:
+            close = difflib.get_close_matches(name, params, n=1)
+            raise UserError(f"{path}: step {sid} uses {{{name}}}, which is not a parameter"
+                            + (f"; did you mean {{{close[0]}}}?" if close else "")
+                            + f" (parameters: {', '.join(params)}).")
+
+
+def _check_step_args(path: Path, sid: str, action: str, args: dict) -> None:
+    """Refuse misspelt step arguments (e.g. ``max_epoch:``) with a suggestion, as the CLI does."""
+    import difflib
+
+    if action == "bundle":
+        from medpipe.bundle.overrides import check_keys
+        from medpipe.bundle.runner import config_files, raw_config
+
+        b = args.get("bundle")
+        if not isinstance(b, str) or "{" in b:
+            raise UserError(f"{path}: step {sid}: 'bundle' must name a bundle.")
+        try:
+            check_keys([k for k in args if k not in ("bundle", "evaluate_args")],
+                       raw_config(config_files(b, "train")), f"{b} (step {sid} of {path.name})")
+            check_keys(list(args.get("evaluate_args") or {}), raw_config(config_files(b, "evaluate")),
+                       f"{b} evaluation (step {sid} of {path.name})")
+        except UserError as e:
+            raise UserError(f"{path}: step {sid}: {e}") from None
+        return
+    unknown = [k for k in args if k not in ACTION_ARGS[action]]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], ACTION_ARGS[action], n=1)
+        raise UserError(f"{path}: step {sid}: {unknown[0]!r} is not an argument of a {action} step"
+                        + (f"; did you mean {close[0]!r}?" if close else "")
+                        + f" (arguments: {', '.join(sorted(ACTION_ARGS[action]))}).")
 
 
 def resolve(value, params: dict):

@@ -17,20 +17,6 @@ from pathlib import Path
 
 from medpipe.utils.fs import atomic_write_text
 
-#: what the seed project reported on the full dataset with a slice-level split (patients leak)
-SEED_NUMBERS = {
-    "sich_cls": {"accuracy": 0.983, "f1": 0.959},
-    "sich_det": {"map50": 0.99, "map50_95": 0.71, "slice recall": 0.993, "slice precision": 0.892},
-    "sich_seg": {"dice": 0.394, "iou": 0.245, "sensitivity": 0.588, "specificity": 0.9995},
-    "seg_to_cls": {"accuracy": 0.977, "recall": 0.888},
-}
-BUNDLE_TITLES = {"sich_cls": "Slice classifier (sich_cls)", "sich_det": "Detector (sich_det, YOLOv8)",
-                 "sich_seg": "Segmenter (sich_seg, nnU-Net-style DynUNet)"}
-PLOTS = {
-    "sich_cls": ["eval/training_curves.png", "eval/confusion_matrix.png", "eval/roc.png", "eval/gradcam/*.png"],
-    "sich_det": ["eval/training_curves.png", "eval/confusion_matrix.png", "eval/conf_sweep.png", "eval/boxes/*.png"],
-    "sich_seg": ["eval/training_curves.png", "eval/pixel_confusion.png", "eval/seg_to_cls_sweep.png", "eval/overlays/*.png"],
-}
 MAX_PER_GLOB = 4
 
 
@@ -73,46 +59,67 @@ def _images(run: Path, patterns: list[str]) -> list[Path]:
     return [p for p in out if p.is_file()]
 
 
-def _metric_rows(bundle: str, m: dict) -> list[tuple[str, object]]:
-    if bundle == "sich_seg":
-        keys = ["dice", "iou", "sensitivity", "specificity", "dice_per_case_mean", "empty_case_false_positive_rate", "n_cases"]
-        rows = [(k, m.get(k)) for k in keys]
-        s = m.get("seg_to_cls") or {}
-        rows += [(f"seg->cls {k} (A = {s.get('area_threshold')} px, {s.get('selection')})", s.get(k))
-                 for k in ("accuracy", "precision", "recall", "f1", "specificity") if k in s]
-        return rows
-    if bundle == "sich_det":
-        rows = [(k, m.get(k)) for k in ("map50", "map50_95", "precision", "recall")]
-        sl = m.get("slice_level") or {}
-        rows += [(f"slice-level {k}", sl.get(k)) for k in ("accuracy", "precision", "recall", "f1", "specificity", "auroc")]
-        return rows
-    return [(k, m.get(k)) for k in ("accuracy", "precision", "recall", "f1", "specificity", "auroc", "n")]
+#: nested metric groups shown under a bundle's headline metrics, by task
+NESTED = {"detection": ("slice_level", ("accuracy", "precision", "recall", "f1", "specificity", "auroc")),
+          "segmentation": ("seg_to_cls", ("accuracy", "precision", "recall", "f1", "specificity"))}
 
 
-def _slice_tables(work: Path) -> dict[str, list[dict]]:
-    """Each classifier's per-slice decisions on the validation slices, for the side-by-side table."""
+def _metric_rows(spec, m: dict) -> list[tuple[str, object, object]]:
+    """``(metric, value, reference)`` rows: the bundle's headline metrics, then its task's nested group."""
+    rows = [(k, m.get(k), spec.references.get(k, (None,))[0]) for k in spec.headline]
+    if spec.task == "classification" and isinstance(m.get("auroc_per_class"), dict):
+        rows += [(f"AUROC {c}", v, spec.references.get(f"auroc_per_class.{c}", (None,))[0])
+                 for c, v in m["auroc_per_class"].items()]
+    group = NESTED.get(spec.task)
+    if group and isinstance(m.get(group[0]), dict):
+        sub = m[group[0]]
+        label = {"slice_level": "slice level (any box >= conf)",
+                 "seg_to_cls": f"seg->cls (area >= {sub.get('area_threshold')} px, {sub.get('selection')})"}[group[0]]
+        rows += [(f"{label} {k}", sub.get(k), spec.references.get(f"{group[0]}.{k}", (None,))[0])
+                 for k in group[1] if k in sub]
+    return rows
+
+
+def _reference_note(spec) -> str:
+    sources = sorted({src for _, src in spec.references.values()})
+    return "; ".join(sources)
+
+
+def _slice_tables(work: Path, specs) -> dict[str, list[dict]]:
+    """Each binary slice classifier's per-slice decisions on the validation slices, for the side-by-side table.
+
+    Classification bundles with binary labels contribute their probabilities, detection bundles their
+    any-finding slice decisions, segmentation bundles "predicted area >= A" with the A their evaluation chose.
+    """
     tables = {}
-    cls = _read_csv(work / "sich_cls" / "predictions.csv")
-    if cls:
-        tables["classifier (sich_cls)"] = [{"patient": r["patient"], "slice": int(r["slice"]), "label": int(r["label"]),
-                                            "probability": float(r["probability"])} for r in cls if r.get("label") not in (None, "")]
-    det = _read_csv(work / "sich_det" / "slice_predictions.csv")
-    if det:
-        tables["detector (sich_det)"] = [{"patient": r["patient"], "slice": int(r["slice"]), "label": int(r["label"]),
-                                          "probability": float(r["probability"]), "prediction": int(r["prediction"])}
-                                         for r in det]
-    seg = _read_csv(work / "sich_seg" / "predictions.csv")
-    seg_m = _read_json(work / "sich_seg" / "eval" / "metrics.json") or {}
-    a = (seg_m.get("seg_to_cls") or {}).get("area_threshold")
-    if seg and a is not None:
-        tables["segmenter (sich_seg, area >= A)"] = [
-            {"patient": r["patient"], "slice": int(r["slice"]), "label": int(r["label"]),
-             "probability": float(r["pred_area"]), "prediction": int(float(r["pred_area"]) >= float(a))} for r in seg]
+    for spec in specs:
+        run = work / spec.name
+        m = _read_json(run / "eval" / "metrics.json") or {}
+        if spec.task == "classification" and m.get("kind", "binary") == "binary":
+            rows = _read_csv(run / "predictions.csv")
+            if rows and "probability" in rows[0]:
+                tables[spec.title] = [{"patient": r["patient"], "slice": int(r["slice"]), "label": int(r["label"]),
+                                       "probability": float(r["probability"])} for r in rows
+                                      if r.get("label") not in (None, "")]
+        elif spec.task == "detection":
+            rows = _read_csv(run / "slice_predictions.csv")
+            if rows:
+                tables[spec.title] = [{"patient": r["patient"], "slice": int(r["slice"]), "label": int(r["label"]),
+                                       "probability": float(r["probability"]), "prediction": int(r["prediction"])}
+                                      for r in rows]
+        elif spec.task == "segmentation":
+            rows = _read_csv(run / "predictions.csv")
+            a = (m.get("seg_to_cls") or {}).get("area_threshold")
+            if rows and a is not None:
+                tables[f"{spec.title}, area >= A"] = [
+                    {"patient": r["patient"], "slice": int(r["slice"]), "label": int(r["label"]),
+                     "probability": float(r["pred_area"]), "prediction": int(float(r["pred_area"]) >= float(a))}
+                    for r in rows]
     return tables
 
 
 def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | None = None,
-                 data_dir=None) -> dict:
+                 data_dir=None, bundles: list[str] | None = None) -> dict:
     """Write ``out_dir/report.html`` (self-contained) and ``out_dir/report.md`` (+ ``out_dir/images/``).
 
     Args:
@@ -121,10 +128,13 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
         pipeline: pipeline name for the title.
         params: the pipeline parameters, listed in the report.
         data_dir: the prepared dataset (default ``work_dir/data``).
+        bundles: the bundles to report (registry names, runs in ``work_dir/<name>``); default every
+            registered bundle trained on the prepared dataset's dataset.
 
     Returns:
         ``{"html": path, "md": path}``.
     """
+    from medpipe.bundle.registry import BUNDLES, get_bundle
     from medpipe.evaluation.seg_to_cls import compare_slice_classifiers
 
     work, out = Path(work_dir), Path(out_dir)
@@ -164,74 +174,74 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
     rep = _read_json(Path(data_dir or work / "data") / "prepare_report.json")
     both("<h2>Dataset</h2>", "## Dataset\n")
     if rep:
-        src = rep["source"]
-        both(f"<p>{rep['records']} slices from {rep['patients']} patients "
-             f"({html.escape(src['subset_used'])} of <code>{html.escape(src['path'])}</code>); "
-             f"{rep['positives']} positive slices (VOC box), {rep['mask_nonempty']} non-empty PHE masks; "
-             f"{len(rep['folds'])} patient-level folds (seed {rep['options']['seed']}).</p>",
-             f"{rep['records']} slices from {rep['patients']} patients ({src['subset_used']} of `{src['path']}`); "
-             f"{rep['positives']} positive slices (VOC box), {rep['mask_nonempty']} non-empty PHE masks; "
-             f"{len(rep['folds'])} patient-level folds (seed {rep['options']['seed']}).\n")
-        table([[f["fold"], f["patients"], f["records"], f["positives"]] for f in rep["folds"]],
-              ["fold", "patients", "slices", "positive slices"])
-        a = rep["accounting"]
+        src = rep.get("source") or {}
+        where = f"{src['subset_used']} of " if src.get("subset_used") else ""
+        facts = [f"{rep['records']} records from {rep['patients']} patients ({where}{src.get('path', '?')})"]
+        for key, what in (("positives", "positive records"), ("mask_nonempty", "non-empty masks")):
+            if isinstance(rep.get(key), int):
+                facts.append(f"{rep[key]} {what}")
+        facts.append(f"{len(rep['folds'])} patient-level folds (seed {rep.get('options', {}).get('seed', '?')})")
+        both(f"<p>{html.escape('; '.join(facts))}.</p>", "; ".join(facts) + ".\n")
+        table([[f["fold"], f["patients"], f["records"], f.get("positives")] for f in rep["folds"]],
+              ["fold", "patients", "records", "positives"])
+        a = rep.get("accounting") or {}
         kinds = rep.get("anomaly_counts") or {}
-        both(f"<p>Files: {a['files_seen']} seen = {a['files_in_records']} in records + {a['files_skipped']} skipped. "
-             f"Anomalies: {html.escape(', '.join(f'{k} x{v}' for k, v in kinds.items()) or 'none')}. "
-             f"Skipped entries: {len(rep['skipped'])}.</p>",
-             f"Files: {a['files_seen']} seen = {a['files_in_records']} in records + {a['files_skipped']} skipped. "
-             f"Anomalies: {', '.join(f'{k} x{v}' for k, v in kinds.items()) or 'none'}. "
-             f"Skipped entries: {len(rep['skipped'])}.\n")
+        text = (f"Files: {a.get('files_seen')} seen = {a.get('files_in_records')} in records + "
+                f"{a.get('files_skipped')} skipped. Anomalies: {', '.join(f'{k} x{v}' for k, v in kinds.items()) or 'none'}. "
+                f"Skipped entries: {len(rep.get('skipped') or [])}.")
+        both(f"<p>{html.escape(text)}</p>", text + "\n")
     else:
         both("<p>No prepare_report.json found.</p>", "No prepare_report.json found.\n")
 
-    for bundle in ("sich_cls", "sich_det", "sich_seg"):
-        run = work / bundle
+    if bundles is None:
+        name = (rep or {}).get("dataset")
+        specs = [sp for sp in BUNDLES.values() if name is None or sp.dataset == name]
+    else:
+        specs = [get_bundle(b) for b in bundles]
+    for spec in specs:
+        run = work / spec.name
         m = _read_json(run / "eval" / "metrics.json")
-        both(f"<h2>{BUNDLE_TITLES[bundle]}</h2>", f"## {BUNDLE_TITLES[bundle]}\n")
+        both(f"<h2>{html.escape(spec.title)}</h2>", f"## {spec.title}\n")
         if not m:
             both("<p>Not run (no eval/metrics.json).</p>", "Not run (no eval/metrics.json).\n")
             continue
         cfg = (_read_json(run / "run_config.json") or {}).get("settings", {})
+        shown_cfg = {k: cfg[k] for k in ("network_name", "model", "image_size", "patch_size", "batch_size",
+                                         "max_epochs", "learning_rate", "fold", "seed", "device", "time_limit_s")
+                     if k in cfg}
         hist = _read_json(run / "history.json") or {}
         both(f"<p>Validation fold {html.escape(str(m.get('fold', cfg.get('fold', '?'))))}; "
              f"{len(hist.get('epoch', []))} epochs trained; settings: "
-             f"{html.escape(', '.join(f'{k}={v}' for k, v in cfg.items()))}.</p>",
+             f"{html.escape(', '.join(f'{k}={v}' for k, v in shown_cfg.items()))}.</p>",
              f"Validation fold {m.get('fold', cfg.get('fold', '?'))}; {len(hist.get('epoch', []))} epochs trained; "
-             f"settings: {', '.join(f'{k}={v}' for k, v in cfg.items())}.\n")
-        seed = SEED_NUMBERS.get(bundle, {})
-        rows = []
-        for k, v in _metric_rows(bundle, m):
-            if k.startswith("seg->cls "):
-                ref = SEED_NUMBERS["seg_to_cls"].get(k.split()[1])
-            else:
-                ref = next((sv for sk, sv in seed.items() if sk == k or k == f"slice-level {sk.split()[-1]}" and
-                            sk.startswith("slice")), None)
-            rows.append([k, v, ref])
-        table(rows, ["metric", "medpipe (patient-level split)", "seed project (slice-level split, leaks patients)"])
-        for p in _images(run, PLOTS[bundle]):
-            figure(p, f"{bundle}: {p.relative_to(run)}")
+             f"settings: {', '.join(f'{k}={v}' for k, v in shown_cfg.items())}.\n")
+        rows = _metric_rows(spec, m)
+        if spec.references:
+            table([[k, v, r] for k, v, r in rows], ["metric", "medpipe (patient-level split)",
+                                                    f"reference: {_reference_note(spec)}"])
+        else:
+            table([[k, v] for k, v, _ in rows], ["metric", "medpipe (patient-level split)"])
+        for p in _images(run, list(spec.plots)):
+            figure(p, f"{spec.name}: {p.relative_to(run)}")
 
-    both("<h2>Three slice classifiers on the same validation slices</h2>",
-         "## Three slice classifiers on the same validation slices\n")
-    tables = _slice_tables(work)
+    both("<h2>Slice classifiers on the same validation slices</h2>",
+         "## Slice classifiers on the same validation slices\n")
+    tables = _slice_tables(work, specs)
     if len(tables) >= 2:
-        md, _ = compare_slice_classifiers(tables, class_names=("no_phe", "phe"))
+        label_names = ((rep or {}).get("tasks", {}).get("label") or {}).get("class_names") or ["negative", "positive"]
+        md, _ = compare_slice_classifiers(tables, class_names=tuple(label_names))
         lines = [ln for ln in md.strip().splitlines() if ln.startswith("|")]
         header = [c.strip() for c in lines[0].strip("|").split("|")]
         body = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
         table(body, header)
-        s = SEED_NUMBERS
-        both(f"<p>Seed project, for reference (full dataset, slice-level split that puts slices of the same patient "
-             f"in training and validation, so optimistic): classifier accuracy {s['sich_cls']['accuracy']} / F1 "
-             f"{s['sich_cls']['f1']}; detector slice recall {s['sich_det']['slice recall']} / precision "
-             f"{s['sich_det']['slice precision']}; segmentation-derived accuracy {s['seg_to_cls']['accuracy']} / recall "
-             f"{s['seg_to_cls']['recall']}. medpipe's numbers come from patient-level folds.</p>",
-             f"Seed project, for reference (full dataset, slice-level split that puts slices of the same patient in "
-             f"training and validation, so optimistic): classifier accuracy {s['sich_cls']['accuracy']} / F1 "
-             f"{s['sich_cls']['f1']}; detector slice recall {s['sich_det']['slice recall']} / precision "
-             f"{s['sich_det']['slice precision']}; segmentation-derived accuracy {s['seg_to_cls']['accuracy']} / recall "
-             f"{s['seg_to_cls']['recall']}. medpipe's numbers come from patient-level folds.\n")
+        refs = [(sp, k, v) for sp in specs for k, (v, _src) in sp.references.items()
+                if sp.name in {s.name for s in specs} and (k in ("accuracy", "f1") or "." in k)]
+        if refs:
+            text = "; ".join(f"{sp.name} {k} {v}" for sp, k, v in refs)
+            both(f"<p>References, for comparison: {html.escape(text)} ({html.escape(_reference_note(specs[0]))}). "
+                 f"medpipe's numbers come from patient-level folds.</p>",
+                 f"References, for comparison: {text} ({_reference_note(specs[0])}). medpipe's numbers come from "
+                 f"patient-level folds.\n")
     else:
         both("<p>Fewer than two slice classifiers have predictions; nothing to compare.</p>",
              "Fewer than two slice classifiers have predictions; nothing to compare.\n")

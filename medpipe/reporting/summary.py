@@ -6,6 +6,16 @@ import json
 import sys
 from pathlib import Path
 
+from medpipe.bundle.registry import BUNDLES
+
+
+def _spec_of(run):
+    """The registry entry of a run folder, from the bundle its checkpoint settings name."""
+    side = Path(run) / "models" / "model.json"
+    if side.is_file():
+        return BUNDLES.get(json.loads(side.read_text()).get("bundle"))
+    return None
+
 
 def summarize(dataset_dir: str, runs: list[str]) -> str:
     """A few lines per item: dataset counts, then each run's evaluation metrics and where its files are."""
@@ -13,22 +23,19 @@ def summarize(dataset_dir: str, runs: list[str]) -> str:
     rep = Path(dataset_dir) / "prepare_report.json"
     if rep.exists():
         r = json.loads(rep.read_text())
-        lines.append(f"dataset {Path(dataset_dir).resolve()}: {r['records']} slices, {r['patients']} patients, "
-                     f"{r['positives']} positive; {len(r['folds'])} patient-level folds")
+        pos = f", {r['positives']} positive" if isinstance(r.get("positives"), int) else ""
+        lines.append(f"dataset {Path(dataset_dir).resolve()}: {r['records']} records, {r['patients']} patients{pos}; "
+                     f"{len(r['folds'])} patient-level folds")
     for run in runs:
         m_path = Path(run) / "eval" / "metrics.json"
         if not m_path.exists():
             lines.append(f"{run}: no eval/metrics.json (not evaluated yet)")
             continue
         m = json.loads(m_path.read_text())
-        if "dice" in m:
-            keys = ("dice", "iou", "sensitivity", "specificity", "dice_per_case_mean")
-        elif "map50" in m:
-            keys = ("map50", "map50_95", "precision", "recall")
-        else:
-            keys = ("accuracy", "precision", "recall", "f1", "specificity", "auroc")
+        spec = BUNDLES.get(Path(run).name) or _spec_of(run)
+        keys = spec.headline if spec else ("accuracy", "precision", "recall", "f1", "specificity", "auroc", "dice", "map50")
         vals = ", ".join(f"{k} {m[k]:.3f}" for k in keys if isinstance(m.get(k), (int, float)))
-        lines.append(f"{Path(run).name} ({m.get('split', 'val')} fold {m.get('fold', '?')}): {vals}")
+        lines.append(f"{Path(run).name} ({m.get('records', 'val')} fold {m.get('fold', '?')}): {vals}")
         if isinstance(m.get("slice_level"), dict):
             sl = m["slice_level"]
             lines.append("  slice level (any box >= conf): " + ", ".join(

@@ -21,7 +21,7 @@ def test_commands():
     run = monai_command("run", "sich_cls", {"max_epochs": "1"}, ["train.json", "evaluate.json"])
     assert run[1:4] == ["-m", "monai.bundle", "run"]
     assert run[run.index("--config_file") + 1] == \
-        '["bundles/sich_cls/configs/train.json","bundles/sich_cls/configs/evaluate.json"]'
+        "['bundles/sich_cls/configs/train.json','bundles/sich_cls/configs/evaluate.json']"
     assert run[-2:] == ["--max_epochs", "1"]
     exp = monai_command("ckpt_export", "sich_seg", {}, ["inference.json"], ["--filepath", "m.ts"])
     assert exp[3:5] == ["ckpt_export", "network_def"] and "--meta_file" in exp

@@ -1,4 +1,10 @@
-"""Tiny prepared PHE-SICH dataset and helpers to run bundles exactly as users do (subprocesses)."""
+"""The bundle smoke-test table, a tiny prepared PHE-SICH dataset, and helpers to run bundles exactly as
+users do (subprocesses, from the repository root, under a network guard).
+
+``BUNDLE_ROWS`` has one row per registered bundle (``medpipe.bundle.BUNDLES``): the arguments that make
+its training tiny and fast. A new bundle adds a row here; tests/bundles/test_bundles.py runs the same
+train -> evaluate -> infer -> export -> resume (-> torchrun) checks over every row.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,69 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
 
+#: per-run arguments that only make runs small and fast on CPU (never model-defining settings)
+RUNTIME = ["--num_workers", "0", "--device", "cpu"]
+#: one row per bundle: training arguments for a tiny run (model-defining ones included: they travel
+#: with the checkpoint), extra runtime arguments, and whether it has a torchrun config
+BUNDLE_ROWS = {
+    "sich_cls": {"train": ["--image_size", "32", "--batch_size", "8"], "runtime": [], "ddp": True},
+    "sich_seg": {"train": ["--image_size", "64", "--batch_size", "4"], "runtime": [], "ddp": True},
+    # one torch thread: a second OpenMP thread spins instead of helping when other jobs share the cores
+    # fold 1, not prepare's YOLO val fold (0): proves the bundle's fold decides the split
+    "sich_det": {"train": ["--image_size", "64", "--batch_size", "4", "--fold", "1"], "runtime": ["--threads", "1"],
+                 "ddp": False},
+}
 
-def bundle_env(tmp_path: Path | None = None) -> dict:
+GUARD = '''
+"""Test-only network guard, loaded at interpreter start through PYTHONPATH: record and refuse."""
+import os, socket, traceback
+
+_LOG = os.environ.get("MEDPIPE_NET_GUARD_LOG")
+
+
+def _record(what):
+    if _LOG:
+        with open(_LOG, "a") as f:
+            f.write(f"{os.getpid()} {what}\\n" + "".join(traceback.format_stack(limit=8)) + "\\n")
+
+
+def _getaddrinfo(host, *a, **k):
+    _record(f"getaddrinfo {host!r}")
+    raise socket.gaierror(socket.EAI_NONAME, "network disabled by the test guard")
+
+
+def _create_connection(address, *a, **k):
+    _record(f"create_connection {address!r}")
+    raise OSError("network disabled by the test guard")
+
+
+_connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+
+def _guarded(orig):
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            _record(f"connect {address!r}")
+            raise OSError("network disabled by the test guard")
+        return orig(self, address)  # local (AF_UNIX) sockets stay usable
+    return connect
+
+
+socket.getaddrinfo = _getaddrinfo
+socket.create_connection = _create_connection
+socket.socket.connect = _guarded(_connect)
+socket.socket.connect_ex = _guarded(_connect_ex)
+'''
+
+
+def bundle_env() -> dict:
     env = dict(os.environ)
     cache = REPO / ".cache"
     env.update({"HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1", "MPLCONFIGDIR": str(cache / "matplotlib"),
@@ -22,12 +83,37 @@ def bundle_env(tmp_path: Path | None = None) -> dict:
     return env
 
 
+@pytest.fixture(scope="session")
+def net_guard(tmp_path_factory):
+    """PYTHONPATH with a sitecustomize that refuses and records every network attempt of the processes
+    the bundle tests start; :func:`run_bundle` fails a run that tried."""
+    d = tmp_path_factory.mktemp("netguard")
+    (d / "sitecustomize.py").write_text(GUARD)
+    log = d / "attempts.log"
+    old = {k: os.environ.get(k) for k in ("PYTHONPATH", "MEDPIPE_NET_GUARD_LOG")}
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(d)] + [p for p in [old["PYTHONPATH"]] if p])
+    os.environ["MEDPIPE_NET_GUARD_LOG"] = str(log)
+    yield log
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 def run_bundle(args: list[str], timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``python -m monai.bundle ...`` (or ``-m medpipe ...``) from the repository root."""
+    """Run ``python -m monai.bundle ...`` (or ``-m medpipe ...``) from the repository root.
+
+    With the network guard active, a run that tried to reach the network fails the test.
+    """
+    log = Path(os.environ.get("MEDPIPE_NET_GUARD_LOG", "/nonexistent"))
+    before = log.read_text() if log.exists() else ""
     proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=bundle_env(), capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    after = log.read_text() if log.exists() else ""
+    assert after == before, f"network attempts during {' '.join(args[:4])}:\n{after[len(before):][:3000]}"
     return proc
 
 
@@ -35,11 +121,11 @@ def run_bundle(args: list[str], timeout: int = 600, check: bool = True) -> subpr
 def tiny_phe(tmp_path_factory) -> Path:
     """synth (6 patients, 64 px) -> prepare (3 folds): a prepared dataset folder."""
     from data_prep import phe_sich
-    from data_prep.synth.phe_sich import synthesize
+    from data_prep.phe_sich.synth import synthesize
 
     root = tmp_path_factory.mktemp("tiny_phe")
     synthesize(root / "raw", patients=6, size=64, seed=1, slices=(8, 10), subsets=("png", "nifti"))
-    phe_sich.prepare(root / "raw", root / "prepared", phe_sich.PrepareOptions(folds=3), workers=1, progress=None)
+    phe_sich.prepare(root / "raw", root / "prepared", {"folds": 3}, workers=1, progress=None)
     return root / "prepared"
 
 
@@ -47,8 +133,30 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+_TRAINED: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(net_guard, tiny_phe, tmp_path_factory):
+    """``trained_bundle(name)``: the bundle trained for 2 epochs on the tiny dataset with ``medpipe train``
+    (once per session; the training log is kept in ``train_log.txt``)."""
+
+    def get(name: str) -> Path:
+        if name not in _TRAINED:
+            row = BUNDLE_ROWS[name]
+            out = tmp_path_factory.mktemp(f"{name}_run")
+            t0 = time.perf_counter()
+            proc = run_bundle(["medpipe", "train", name, "--dataset_dir", str(tiny_phe), "--output_dir", str(out),
+                               "--max_epochs", "2", *row["train"], *RUNTIME, *row["runtime"]])
+            (out / "train_log.txt").write_text(proc.stdout + proc.stderr + f"\n[{time.perf_counter() - t0:.1f} s]\n")
+            _TRAINED[name] = out
+        return _TRAINED[name]
+
+    return get
+
+
 def train_tiny(bundle_configs: str, dataset: Path, out: Path, fast: list[str], epochs: int = 2) -> Path:
-    """Train a bundle on the tiny dataset for ``epochs`` epochs into ``out`` (as a user would)."""
+    """Train a bundle on the tiny dataset for ``epochs`` epochs into ``out`` (python -m monai.bundle run)."""
     run_bundle(["monai.bundle", "run", "--config_file", f"{bundle_configs}/train.json", "--dataset_dir", str(dataset),
                 "--output_dir", str(out), "--max_epochs", str(epochs), *fast])
     return out
@@ -57,7 +165,6 @@ def train_tiny(bundle_configs: str, dataset: Path, out: Path, fast: list[str], e
 def start_then_kill(args: list[str], marker: Path, timeout: float = 300) -> None:
     """Start ``python -m *args``; SIGKILL it as soon as ``marker`` exists (or it exits / times out)."""
     import signal
-    import time
 
     proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=bundle_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -18,80 +18,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.bundles.conftest import bundle_env, read_json, run_bundle, start_then_kill
+from tests.bundles.conftest import RUNTIME, bundle_env, read_json, run_bundle
 from tests.conftest import REPO
 
 B = "bundles/sich_det/configs"
-# one torch thread: the tests run next to other jobs, where a second OpenMP thread spins instead of helping
-FAST = ["--image_size", "64", "--batch_size", "4", "--num_workers", "0", "--device", "cpu", "--threads", "1"]
-FOLD = 1  # not prepare's YOLO val fold (0): the bundle's fold must decide the split
+FAST = ["--threads", "1", *RUNTIME]
+FOLD = 1  # the table trains sich_det on fold 1, not prepare's YOLO val fold (0): the bundle's fold decides
 CLASSIFICATION_KEYS = {"accuracy", "precision", "recall", "f1", "specificity", "auroc", "confusion_matrix", "per_class"}
 BOX_COLUMNS = ["patient", "slice", "image", "box_index", "xmin", "ymin", "xmax", "ymax", "confidence", "label"]
 
-GUARD = '''
-"""Test-only network guard, loaded at interpreter start through PYTHONPATH: record and refuse."""
-import os, socket, traceback
-
-_LOG = os.environ.get("MEDPIPE_NET_GUARD_LOG")
-
-
-def _record(what):
-    if _LOG:
-        with open(_LOG, "a") as f:
-            f.write(f"{os.getpid()} {what}\\n" + "".join(traceback.format_stack(limit=8)) + "\\n")
-
-
-def _getaddrinfo(host, *a, **k):
-    _record(f"getaddrinfo {host!r}")
-    raise socket.gaierror(socket.EAI_NONAME, "network disabled by the test guard")
-
-
-def _create_connection(address, *a, **k):
-    _record(f"create_connection {address!r}")
-    raise OSError("network disabled by the test guard")
-
-
-_connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
-
-
-def _guarded(orig):
-    def connect(self, address):
-        if self.family in (socket.AF_INET, socket.AF_INET6):
-            _record(f"connect {address!r}")
-            raise OSError("network disabled by the test guard")
-        return orig(self, address)  # local (AF_UNIX) sockets stay usable
-    return connect
-
-
-socket.getaddrinfo = _getaddrinfo
-socket.create_connection = _create_connection
-socket.socket.connect = _guarded(_connect)
-socket.socket.connect_ex = _guarded(_connect_ex)
-'''
-
 
 @pytest.fixture(scope="module")
-def guard(tmp_path_factory):
-    """PYTHONPATH with the guarding sitecustomize for every subprocess run_bundle starts in this module."""
-    d = tmp_path_factory.mktemp("netguard")
-    (d / "sitecustomize.py").write_text(GUARD)
-    log = d / "attempts.log"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join([str(d)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-        mp.setenv("MEDPIPE_NET_GUARD_LOG", str(log))
-        yield log
+def trained(trained_bundle):
+    return trained_bundle("sich_det")
 
 
-def guarded(guard: Path, args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-    """run_bundle under the guard, then fail if the run tried to reach the network."""
-    before = guard.read_text() if guard.exists() else ""
-    proc = run_bundle(args, timeout=timeout)
-    after = guard.read_text() if guard.exists() else ""
-    assert after == before, f"network attempts during {' '.join(args[:4])}:\n{after[len(before):][:3000]}"
-    return proc
-
-
-def test_guard_catches_network_attempts(guard, tmp_path):
+def test_guard_catches_network_attempts(net_guard, tmp_path):
     """Positive control: the guard is active in subprocesses and records what it refuses."""
     env = bundle_env()
     env["MEDPIPE_NET_GUARD_LOG"] = str(tmp_path / "log")
@@ -108,15 +50,6 @@ def test_guard_catches_network_attempts(guard, tmp_path):
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
     text = (tmp_path / "log").read_text()
     assert "create_connection" in text and "getaddrinfo 'example.com'" in text and "github.com" in text
-
-
-@pytest.fixture(scope="module")
-def trained(guard, tiny_phe, tmp_path_factory):
-    out = tmp_path_factory.mktemp("sich_det_run")
-    proc = guarded(guard, ["monai.bundle", "run", "--config_file", f"{B}/train.json", "--dataset_dir", str(tiny_phe),
-                           "--output_dir", str(out), "--max_epochs", "2", "--fold", str(FOLD), *FAST])
-    (out / "train_log.txt").write_text(proc.stdout + proc.stderr)
-    return out
 
 
 def test_train_outputs(trained, tiny_phe):
@@ -155,9 +88,10 @@ def test_tensorboard_has_epoch_scalars(trained):
     assert [e.step for e in acc.Scalars("epoch/map50")] == [1, 2]
 
 
-def test_evaluate(guard, trained, tiny_phe):
-    guarded(guard, ["monai.bundle", "run", "--config_file", f"['{B}/train.json','{B}/evaluate.json']",
-                    "--dataset_dir", str(tiny_phe), "--output_dir", str(trained), "--fold", str(FOLD), *FAST])
+def test_evaluate(trained, tiny_phe):
+    run_bundle(["monai.bundle", "run", "--config_file", f"['{B}/train.json','{B}/evaluate.json']",
+                "--dataset_dir", str(tiny_phe), "--output_dir", str(trained), "--ckpt_path",
+                str(trained / "models/model.pt"), *FAST])
     m = read_json(trained / "eval/metrics.json")
     assert {"map50", "map50_95", "precision", "recall"} <= set(m)
     assert all(0.0 <= m[k] <= 1.0 for k in ("map50", "map50_95", "precision", "recall"))
@@ -187,68 +121,17 @@ def test_evaluate(guard, trained, tiny_phe):
         assert int(s["prediction"]) == int(float(s["probability"]) >= 0.25) and mine[0]["label"] == s["label"]
 
 
-@pytest.mark.parametrize("source", ["folder", "nifti"])
-def test_infer(guard, trained, tmp_path, source):
-    ds = read_json(trained / "run_config.json")["dataset_dir"]
-    if source == "folder":
-        inp = f"{ds}/images"
-    else:
-        inp = str(sorted(Path(ds).parent.glob("raw/SubdatasetA_NIFIT/NIFIT/set/*.nii.gz"))[0])
-    guarded(guard, ["monai.bundle", "run", "--config_file", f"{B}/inference.json", "--ckpt_path",
-                    str(trained / "models/model.pt"), "--input", inp, "--output_dir", str(tmp_path), "--conf", "0.001",
-                    "--draw", "True" if source == "nifti" else "False", *FAST])
-    rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))
-    assert rows and list(rows[0]) == BOX_COLUMNS[:-1]
-    pred = read_json(tmp_path / "predictions.json")
-    slices = list(csv.DictReader(open(tmp_path / "slice_predictions.csv")))
-    assert len(pred["slices"]) == len(slices) and pred["conf"] == 0.001
-    assert sum(max(1, len(s["boxes"])) for s in pred["slices"]) == len(rows)
-    assert all(0.0 <= float(s["probability"]) <= 1.0 for s in slices)
-    if source == "nifti":
-        assert [int(s["slice"]) for s in slices] == list(range(len(slices)))
-        assert len(list((tmp_path / "boxes").glob("*.png"))) == len(slices)
-    else:
-        assert len(slices) == len(list(Path(inp).glob("*.png")))
-
-
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_export_matches_eager(guard, trained, tmp_path, fmt):
-    out = tmp_path / ("model.onnx" if fmt == "onnx" else "model.ts")
-    proc = guarded(guard, ["medpipe", "export", "sich_det", "--ckpt_path", str(trained / "models/model.pt"),
-                           "--format", fmt, "--output", str(out), "--threads", "1"])
-    assert "running: yolo export" in proc.stdout and "imgsz=64" in proc.stdout
-    assert "OK, tolerance 0.0001" in proc.stdout and out.is_file()
-
-
-def test_monai_ckpt_export_of_network_def(guard, trained, tmp_path):
+def test_monai_ckpt_export_of_network_def(trained, tmp_path):
     """CONTRACT path: MONAI's ckpt_export traces network_def loaded with model_state_dict.pt."""
     from medpipe.detection.export import yolo_parity
 
     out = tmp_path / "net.ts"
-    guarded(guard, ["monai.bundle", "ckpt_export", "network_def", "--filepath", str(out), "--ckpt_file",
-                    str(trained / "models/model_state_dict.pt"), "--meta_file", f"{B}/metadata.json",
-                    "--config_file", f"{B}/inference.json", "--bundle_root", "bundles/sich_det", "--use_trace", "True",
-                    "--input_shape", "[1,3,64,64]"])
-    assert yolo_parity(str(trained / "models/model.pt"), str(out), 64) <= 1e-4
-
-
-def test_resume_after_kill(guard, tiny_phe, tmp_path):
-    """A run killed after its first epoch continues from ultralytics' last.pt and finishes the plan."""
-    args = ["monai.bundle", "run", "--config_file", f"{B}/train.json", "--dataset_dir", str(tiny_phe),
-            "--output_dir", str(tmp_path), "--max_epochs", "3", *FAST]
-    start_then_kill(args, tmp_path / "history.json")  # history.json is written after last.pt is complete
-    killed = read_json(tmp_path / "history.json")["epoch"]
-    assert len(killed) < 3, "the run finished before it could be killed; the test proves nothing"
-    second = guarded(guard, args)
-    assert "resuming from" in second.stdout + second.stderr
-    assert read_json(tmp_path / "history.json")["epoch"] == [1, 2, 3]
-    assert (tmp_path / "models/model.pt").is_file()
-
-
-def test_metadata_valid_offline(guard):
-    proc = guarded(guard, ["monai.bundle", "verify_metadata", "--meta_file", f"{B}/metadata.json",
-                           "--filepath", "bundles/meta_schema.json"])
-    assert "metadata is verified with no error" in (proc.stdout + proc.stderr).lower()
+    ckpt = str(trained / "models/model.pt")
+    run_bundle(["monai.bundle", "ckpt_export", "network_def", "--filepath", str(out), "--ckpt_file",
+                str(trained / "models/model_state_dict.pt"), "--ckpt_path", ckpt, "--meta_file", f"{B}/metadata.json",
+                "--config_file", f"{B}/inference.json", "--bundle_root", "bundles/sich_det", "--use_trace", "True",
+                "--input_shape", "[1,3,64,64]"])
+    assert yolo_parity(ckpt, str(out), 64) <= 1e-4
 
 
 def test_nothing_written_to_the_repository_root(trained):

@@ -15,15 +15,16 @@ import pytest
 from PIL import Image
 
 from data_prep import phe_sich
-from data_prep import phe_sich_layout as L
+from data_prep.phe_sich import convert
+from data_prep.phe_sich import layout as L
 from medpipe.cli import main as cli_main
 from medpipe.errors import DataError, UserError
-from tests.conftest import REPO, make_png_dataset, tree_digest, voc_xml
+from tests.conftest import REPO, corrupt_png_pixels, make_png_dataset, tree_digest, voc_xml
 
 
 def run(src, out, **kw):
     workers = kw.pop("workers", 1)
-    return phe_sich.prepare(src, out, phe_sich.PrepareOptions(**kw), workers=workers, progress=None)
+    return phe_sich.prepare(src, out, kw, workers=workers, progress=None)
 
 
 def load(out):
@@ -50,6 +51,26 @@ def test_clean_dataset_records_labels_and_accounting(png_dataset, tmp_path, work
     assert acc["adds_up"] and acc["files_seen"] == 3 * len(truth) == acc["files_in_records"]
     assert rep["anomalies"] == [] and rep["skipped"] == []
     assert rep["agreement"]["agreement"] == 1.0
+
+
+def test_datalist_header_declares_tasks_and_input(png_dataset, tmp_path):
+    src, _ = png_dataset
+    run(src, tmp_path / "out", folds=2)
+    dl, rep = load(tmp_path / "out")
+    assert dl["dataset"] == "phe-sich"
+    assert dl["tasks"] == {"label": {"kind": "binary", "class_names": ["no_phe", "phe"]},
+                           "mask": {"kind": "segmentation", "class_names": ["background", "phe"]},
+                           "boxes": {"kind": "detection", "class_names": ["phe"]}}
+    assert dl["input"] == {"modality": "CT", "channels": 1, "window": [40.0, 80.0], "orientation": "radiological",
+                           "slice_pattern": "^(?P<patient>\\d{1,4})_(?P<slice>\\d{1,3})$", "patient_format": "{:04d}"}
+    for key in ("name", "labels", "class_names", "num_folds", "seed", "numTraining", "numTest", "patients", "subset"):
+        assert key in dl
+    assert dl["labels"] == {"0": "no_phe", "1": "phe"} and dl["class_names"] == ["phe"]
+    import re
+
+    m = re.match(dl["input"]["slice_pattern"], "0004_15")  # what inference does with a file name
+    assert dl["input"]["patient_format"].format(int(m["patient"])) == "0004" and int(m["slice"]) == 15
+    assert rep["tasks"] == dl["tasks"]
 
 
 def test_datalist_readable_by_monai(png_dataset, tmp_path):
@@ -112,13 +133,26 @@ def test_yolo_export(png_dataset, tmp_path):
     assert rep["yolo"]["images"]["val"] == sum(r["fold"] == 1 for r in dl["training"])
 
 
-def test_images_are_linked_not_copied(png_dataset, tmp_path):
+@pytest.mark.parametrize("link", ["copy", "hardlink", "symlink"])
+def test_images_copied_unless_links_are_asked_for(png_dataset, tmp_path, link):
     src, _ = png_dataset
     out = tmp_path / "out"
-    rep = run(src, out, folds=2)
-    assert rep["link_methods"].get("hardlink", 0) == 2 * rep["records"]
+    before = tree_digest(src)
+    rep = run(src, out, folds=2, **({} if link == "copy" else {"link": link}))
+    assert rep["link_methods"] == {link: 2 * rep["records"]}
     first = json.loads((out / "datalist.json").read_text())["training"][0]
-    assert os.stat(out / first["image"]).st_ino == os.stat(src / first["source"]["image"]).st_ino
+    img, orig = out / first["image"], src / first["source"]["image"]
+    assert img.read_bytes() == orig.read_bytes()
+    assert (os.stat(img).st_ino == os.stat(orig).st_ino) == (link != "copy")
+    assert img.is_symlink() == (link == "symlink")
+    yolo = next((out / "yolo/images").rglob(img.name))
+    assert yolo.read_bytes() == orig.read_bytes() and yolo.is_symlink() == (link == "symlink")
+    if link == "copy":  # editing the output leaves --src alone
+        with open(img, "r+b") as f:
+            f.write(b"\0\0\0\0")
+        with open(yolo, "r+b") as f:
+            f.write(b"\0\0\0\0")
+        assert tree_digest(src) == before
 
 
 # ---------------------------------------------------------------------------------------- quirks
@@ -143,7 +177,7 @@ def test_real_quirks_reproduced(tmp_path):
     p13 = [r for r in dl["training"] if r["patient"] == "0013"]
     assert [r["label"] for r in p13] == [0, 1, 0] and all(r["source"]["annotation"].endswith(f"013_{r['slice']:02d}.xml") for r in p13)
     assert [r["label"] for r in dl["training"] if r["patient"] == "0025"] == [1, 0]
-    assert rep["skipped"] == [{"path": "SubdatasetC_PNG/annotation/annotation71/0071_05.xml",
+    assert rep["skipped"] == [{"path": "SubdatasetC_PNG/annotation/annotation71/0071_05.xml", "kind": "no_image",
                                "reason": "no image for slice 0071_05 (expected SubdatasetC_PNG/set/image71/0071_05.png)"}]
     assert rep["accounting"]["adds_up"] and rep["records"] == 3 + 2 + 5 + 3
     assert tree_digest(src) == before  # the source is never written
@@ -207,11 +241,27 @@ def _corrupt(src, case):
     if case == "missing_xml":
         xml.unlink()
         return img, "missing_annotation", "derived from the mask"
+    if case in ("corrupt_pixels", "corrupt_pixels_crc_ok"):
+        corrupt_png_pixels(img, fix_crc=case.endswith("crc_ok"))
+        return img, "skipped", "cannot be decoded"
+    if case == "corrupt_mask":
+        corrupt_png_pixels(mask)
+        return mask, "skipped", "cannot be decoded"
+    if case == "swapped_corners":
+        xml.write_text(voc_xml("0001_01.jpg", (19, 15, 10, 8)))
+        return xml, "box_corners_swapped", "reordered to [10.0, 8.0, 19.0, 15.0]"
+    if case == "mask_0_1":
+        arr = np.zeros((32, 32), np.uint8)
+        arr[8:16, 10:20] = 1
+        Image.fromarray(arr).save(mask)
+        return mask, "mask_values_not_0_255", "values {0, 1}: foreground = 1"
     raise AssertionError(case)
 
 
 @pytest.mark.parametrize("case", ["truncated_image", "empty_image", "malformed_xml", "box_outside",
-                                  "box_fully_outside", "mask_size", "mask_not_binary", "missing_xml"])
+                                  "box_fully_outside", "mask_size", "mask_not_binary", "missing_xml",
+                                  "corrupt_pixels", "corrupt_pixels_crc_ok", "corrupt_mask", "swapped_corners",
+                                  "mask_0_1"])
 def test_bad_files_reported_not_crashed(png_dataset, tmp_path, case):
     src, truth = png_dataset
     path, kind, text = _corrupt(src, case)
@@ -222,6 +272,9 @@ def test_bad_files_reported_not_crashed(png_dataset, tmp_path, case):
         entry = next(s for s in rep["skipped"] if s["path"] == rel)
         assert text in entry["reason"]
         assert rep["records"] == len(truth) - 1
+        if "corrupt" in case:  # the damaged file is named, and its slice partners are skipped with it
+            assert rel in entry["reason"]
+            assert len([s for s in rep["skipped"] if "0001_01" in s["path"]]) == 3
     else:
         entry = next(a for a in rep["anomalies"] if a["path"] == rel and a["kind"] == kind)
         assert text in entry["action"] or text in json.dumps(rep["skipped"])
@@ -234,6 +287,14 @@ def test_bad_files_reported_not_crashed(png_dataset, tmp_path, case):
         assert rec["boxes"] == [] and rec["label"] == 0
     if case in ("malformed_xml", "missing_xml"):
         assert rec["label_source"] == "mask" and rec["boxes"] == [[10.0, 8.0, 19.0, 15.0]]
+    if case == "swapped_corners":
+        assert rec["boxes"] == [[10.0, 8.0, 19.0, 15.0]] and rec["label"] == 1
+        lbl = next((tmp_path / "out/yolo/labels").rglob("0001_01.txt")).read_text().split()
+        assert all(float(v) > 0 for v in lbl[1:])  # no negative YOLO sizes
+    if case == "mask_0_1":
+        assert rec["mask_label"] == 1
+        stored = np.asarray(Image.open(tmp_path / "out" / rec["mask"]))
+        assert set(np.unique(stored)) == {0, 255} and (stored == 255).sum() == 80
     # --strict: any anomaly is an error and nothing is written
     with pytest.raises(DataError, match="--strict") as e:
         run(src, tmp_path / "strict", folds=2, strict=True)
@@ -247,7 +308,7 @@ def test_bad_files_reported_not_crashed(png_dataset, tmp_path, case):
     ("empty", "no PHE-SICH-CT-IDS data found"),
     ("wrong", "no PHE-SICH-CT-IDS data found"),
     ("out_inside", "inside --src"),
-    ("no_slices", "no slices found"),
+    ("no_slices", "no usable PHE-SICH-CT-IDS files found"),
 ])
 def test_bad_src_messages(tmp_path, case, match):
     src, out = tmp_path / "src", tmp_path / "out"
@@ -283,6 +344,80 @@ def test_cli_strict_exit_code(png_dataset, tmp_path, capsys):
     assert rc == 2 and "malformed_xml" in capsys.readouterr().err
 
 
+def test_yolo_yaml_survives_odd_paths_and_class_names(png_dataset, tmp_path):
+    import yaml
+
+    src, _ = png_dataset
+    out = tmp_path / "run #1: final" / "out"
+    run(src, out, folds=2, class_name="oedema: PHE # v2")
+    data = yaml.safe_load((out / "yolo/data.yaml").read_text())
+    assert data["path"] == str(out.resolve() / "yolo") and data["nc"] == 1
+    assert data["names"] == {0: "oedema: PHE # v2"}
+    dl, _ = load(out)
+    assert dl["tasks"]["boxes"]["class_names"] == ["oedema: PHE # v2"]
+    assert dl["labels"] == {"0": "no_oedema: PHE # v2", "1": "oedema: PHE # v2"}
+
+
+@pytest.mark.parametrize("opts, match, not_match", [
+    ({"folds": 0}, "--folds 0: must be >= 2", "val-fold"),
+    ({"folds": 2, "val_fold": 2}, r"--val-fold 2: must be in 0..1 \(--folds 2\)", None),
+    ({"test_fraction": 1.0}, "--test-fraction 1.0: must be >= 0 and < 1", None),
+    ({"subset": "dicom"}, "--subset dicom: expected one of auto, png, jpg, nifti", None),
+    ({"subset": "nifti"}, "--subset nifti: not found", None),
+])
+def test_option_problems_named_in_order(png_dataset, tmp_path, opts, match, not_match):
+    src, _ = png_dataset
+    with pytest.raises(UserError, match=match) as e:
+        run(src, tmp_path / "out", **opts)
+    if not_match:
+        assert not_match not in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_damaged_labels_csv_is_rebuilt(png_dataset, tmp_path):
+    src, _ = png_dataset
+    out = tmp_path / "out"
+    run(src, out, folds=2)
+    (out / "labels.csv").unlink()
+    rep = run(src, out, folds=2)
+    assert not rep.get("up_to_date") and "labels.csv is missing" in rep["rebuilt_because"]
+    assert (out / "labels.csv").is_file() and run(src, out, folds=2).get("up_to_date")
+    assert "labels.csv is missing" in (out / "prepare_report.md").read_text()
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["prepare", "phe-sich", "--folds", "0"], "argument --folds: 0: must be >= 2"),
+    (["prepare", "phe-sich", "--test-fraction", "2"], "argument --test-fraction: 2.0: must be >= 0 and < 1"),
+    (["prepare", "phe_sich"], "did you mean 'phe-sich'"),
+    (["synth", "phe-sich", "--size", "8"], "argument --size: 8: must be >= 64 and <= 2048"),
+    (["synth", "phe-sich", "--patients", "1"], "argument --patients: 1: must be >= 2"),
+    (["synth", "phe-sich", "--subsets", "png,bmp"], "argument --subsets: 'png,bmp': expected a comma-separated selection"),
+])
+def test_cli_refuses_bad_options_with_exit_2(tmp_path, capsys, argv, match):
+    args = argv + (["--src", str(tmp_path)] if argv[0] == "prepare" else []) + ["--out", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as e:
+        cli_main(args)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and match in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_synth_then_prepare_with_too_few_patients_says_what_to_do(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    assert cli_main(["synth", "phe-sich", "--out", str(raw), "--patients", "3", "--size", "64",
+                     "--subsets", "png", "--slices", "6,6"]) == 0
+    out = capsys.readouterr().out
+    assert "3 patients are fewer than the 5 folds" in out and "--folds 3 or fewer" in out
+    assert "18 slices" in out and "(plus medpipe's marker file)" in out
+    assert cli_main(["prepare", "phe-sich", "--src", str(raw), "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "--folds 5: 3 patients found" in err and "use --folds 3 or fewer" in err and "Traceback" not in err
+    assert cli_main(["prepare", "phe-sich", "--src", str(raw), "--out", str(tmp_path / "p"), "--folds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "files in --src: 53 = 52 used + 1 skipped:" in out
+    assert "not counted: .medpipe-synth.json (medpipe synth marker, not a dataset file)" in out
+
+
 # ---------------------------------------------------------------------------------------- re-runs, atomicity
 
 
@@ -311,7 +446,7 @@ def test_failure_midway_leaves_previous_output_untouched(png_dataset, tmp_path, 
     def boom(*a, **k):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(phe_sich, "write_labels_csv", boom)
+    monkeypatch.setattr(convert, "write_labels_csv", boom)
     with pytest.raises(OSError, match="simulated"):
         run(src, out, folds=2, seed=3)
     assert tree_digest(out) == before
@@ -325,11 +460,12 @@ def test_killed_midway_leaves_no_half_written_output(png_dataset, tmp_path):
     script = (
         "import time, sys\n"
         "from data_prep import phe_sich\n"
-        "orig = phe_sich.write_labels_csv\n"
+        "from data_prep.phe_sich import convert\n"
+        "orig = convert.write_labels_csv\n"
         "def slow(*a, **k):\n"
         "    orig(*a, **k); print('WRITING', flush=True); time.sleep(60)\n"
-        "phe_sich.write_labels_csv = slow\n"
-        f"phe_sich.prepare({str(src)!r}, {str(out)!r}, phe_sich.PrepareOptions(folds=2), workers=1, progress=None)\n"
+        "convert.write_labels_csv = slow\n"
+        f"phe_sich.prepare({str(src)!r}, {str(out)!r}, {{'folds': 2}}, workers=1, progress=None)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
@@ -353,11 +489,12 @@ def test_killed_midway_leaves_no_half_written_output(png_dataset, tmp_path):
 @pytest.mark.realdata
 def test_real_sample(real_phe, tmp_path):
     before = {p: p.stat().st_mtime_ns for p in (real_phe / "SubdatasetC_PNG/annotation/annotation13").iterdir()}
-    rep = run(real_phe, tmp_path / "out", workers=2)
+    rep = run(real_phe, tmp_path / "out", workers=2, link="hardlink")  # counts are the point here; copies cost time
     assert rep["records"] == 1796 and rep["patients"] == 60
     assert rep["positives"] == 346 and rep["mask_nonempty"] == 335
     assert rep["inputs"] == {"annotation": 1797, "image": 1796, "mask": 1796, "total": 5389}
-    assert rep["accounting"] == {"files_seen": 5389, "files_in_records": 5388, "files_skipped": 1, "adds_up": True}
+    assert rep["accounting"] == {"files_seen": 5389, "files_in_records": 5388, "files_skipped": 1, "adds_up": True,
+                                 "ignored_medpipe_files": 0}
     assert rep["anomaly_counts"] == {"xml_name_not_4digit": 32, "xml_filename_mismatch": 25}
     assert [s["path"] for s in rep["skipped"]] == ["SubdatasetC_PNG/annotation/annotation71/0071_05.xml"]
     assert sum(f["patients"] for f in rep["folds"]) == 60 and all(f["patients"] == 12 for f in rep["folds"])
@@ -368,5 +505,5 @@ def test_real_sample(real_phe, tmp_path):
     assert r["boxes"] == [[164.0, 114.0, 285.0, 184.0]] and r["label"] == 1
     assert {p: p.stat().st_mtime_ns for p in (real_phe / "SubdatasetC_PNG/annotation/annotation13").iterdir()} == before
     t0 = time.perf_counter()
-    assert run(real_phe, tmp_path / "out", workers=2).get("up_to_date")
+    assert run(real_phe, tmp_path / "out", workers=2, link="hardlink").get("up_to_date")
     assert time.perf_counter() - t0 < 5  # generous: the benchmark measures the real figure

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from data_prep import phe_sich
-from data_prep.synth.phe_sich import synthesize
+from data_prep.phe_sich.synth import synthesize
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def prepared(synth_root, tmp_path_factory):
     outs = {}
     for subset in ("png", "jpg", "nifti"):
         out = tmp_path_factory.mktemp("prep") / subset
-        rep = phe_sich.prepare(root, out, phe_sich.PrepareOptions(folds=3, subset=subset), workers=2, progress=None)
+        rep = phe_sich.prepare(root, out, {"folds": 3, "subset": subset}, workers=2, progress=None)
         outs[subset] = (out, rep, json.loads((out / "datalist.json").read_text()))
     return outs
 

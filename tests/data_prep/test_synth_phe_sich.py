@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep.phe_sich_layout import (
+from data_prep.phe_sich.layout import (
     CLINICAL_FILE,
     NATIVE_PIXEL_SPACING_MM,
     NATIVE_SIZE,
@@ -22,8 +22,8 @@ from data_prep.phe_sich_layout import (
     volume_path,
     volume_slice_to_display,
 )
-from data_prep.synth import SYNTHESIZERS
-from data_prep.synth.phe_sich import MARKER, _voc_xml, synthesize, window_to_uint8
+from data_prep.phe_sich import DATASET
+from data_prep.phe_sich.synth import MARKER, _voc_xml, synthesize, window_to_uint8
 
 nib = pytest.importorskip("nibabel")
 
@@ -69,8 +69,14 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def test_registry_points_here():
-    module, func = SYNTHESIZERS["phe-sich"].split(":")
-    assert module == "data_prep.synth.phe_sich" and func == "synthesize"
+    from data_prep import get_spec
+
+    assert get_spec("phe-sich") is DATASET and DATASET.load_synthesizer() is synthesize
+    # the CLI's synth options are exactly the generator's arguments
+    import inspect
+
+    params = inspect.signature(synthesize).parameters
+    assert all(o.name in params for o in DATASET.synth_options)
 
 
 def test_layout_paths_exist(synth):

@@ -18,9 +18,9 @@ def test_examples_mix_outcomes():
     assert pick_examples(slices, 0) == [] and len(pick_examples(slices, 100)) == len(slices)
 
 
-def test_split_must_be_val_or_test(tmp_path):
-    with pytest.raises(UserError, match="choose val or test"):
-        YoloEvaluator("model.pt", "data.yaml", str(tmp_path), str(tmp_path), split="train")
+def test_records_must_be_a_known_selection(tmp_path):
+    with pytest.raises(UserError, match="--records train"):
+        YoloEvaluator("model.pt", "data.yaml", str(tmp_path), str(tmp_path), records="train")
 
 
 def test_class_names_are_not_a_constructor_argument(tmp_path):

@@ -54,3 +54,27 @@ def test_sniff():
     assert sniff_format(buf.getvalue()) == "png"
     assert sniff_format(b"\xff\xd8\xff") == "jpeg"
     assert sniff_format(b"GIF89a") is None
+
+
+@pytest.mark.parametrize("fix_crc", [False, True])
+def test_decode_image_finds_damage_inside_the_pixels(tmp_path, fix_crc):
+    from medpipe.io.images import ImageDecodeError, decode_image
+    from tests.conftest import corrupt_png_pixels
+
+    p = tmp_path / "x.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 40, (64, 64), dtype=np.uint8)).save(p)
+    im, info = decode_image(p)
+    assert im.size == (64, 64) and info.format == "png"
+    corrupt_png_pixels(p, fix_crc=fix_crc)
+    assert read_image_info(p).width == 64  # the header check alone passes
+    with pytest.raises(ImageDecodeError, match="x.png: the pixel data cannot be decoded"):
+        decode_image(p)
+
+
+def test_decode_image_jpeg(tmp_path):
+    from medpipe.io.images import decode_image
+
+    p = _save(tmp_path / "x.jpg", "JPEG")
+    im, info = decode_image(p)
+    assert info.format == "jpeg" and im.mode == "L"

@@ -25,7 +25,7 @@ def test_report_is_self_contained_and_complete(tmp_path):
 
     work = tmp_path / "work"
     make_png_dataset(tmp_path / "src")
-    phe_sich.prepare(tmp_path / "src", work / "data", phe_sich.PrepareOptions(folds=2), workers=1, progress=None)
+    phe_sich.prepare(tmp_path / "src", work / "data", {"folds": 2}, workers=1, progress=None)
     _fake_run(work / "sich_cls", {"accuracy": 0.9, "f1": 0.8, "fold": 0},
               ["eval/confusion_matrix.png", "eval/roc.png", "eval/gradcam/TP_0001_01.png"])
     (work / "sich_cls/predictions.csv").write_text(
@@ -39,9 +39,9 @@ def test_report_is_self_contained_and_complete(tmp_path):
     text = open(paths["html"]).read()
     assert not re.findall(r'src="(?!data:image/png;base64,)', text)  # every image embedded
     assert text.count("data:image/png;base64,") == 5
-    assert "1796" not in text and "16 slices from 5 patients" in text
+    assert "1796" not in text and "16 records from 5 patients" in text
     assert "Not run (no eval/metrics.json)" in text  # sich_det absent: said, not hidden
-    assert "classifier (sich_cls)" in text and "segmenter (sich_seg, area &gt;= A)" in text
+    assert "Slice classifier (sich_cls, ResNet)" in text and "(sich_seg, nnU-Net-style DynUNet), area &gt;= A" in text
     assert "leaks patients" in text
     md = open(paths["md"]).read()
     for link in re.findall(r"\]\((images/[^)]+)\)", md):

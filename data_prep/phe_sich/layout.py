@@ -16,13 +16,17 @@ Kaggle ``naumanalimurad/phe-sich-ct-ids``) ships three subsets of the same 120 p
 ``{N}`` is the patient number without zero padding, ``NNNN`` the 4-digit patient id and ``SS`` the
 2-digit slice index starting at 00. The masks and boxes mark the perihaematomal oedema (PHE) region.
 
-Everything else in medpipe (the converter, the synthetic generator, tests, bundles) reads these
-names from here.
+Everything else (the converter, the synthetic generator, the dataset spec, tests) reads these names
+from here; bundles and inference read them from the prepared datalist's header, which the spec in
+:mod:`data_prep.phe_sich` writes from these constants.
 """
 
 from __future__ import annotations
 
 import re
+
+# re-exported: the 2D slices, and the slices the converter cuts from volumes, follow this convention
+from medpipe.io.orientation import RADIOLOGICAL, display_to_volume_slice, volume_slice_to_display  # noqa: F401
 
 DATASET_NAME = "phe-sich"
 FULL_NAME = "PHE-SICH-CT-IDS"
@@ -48,6 +52,12 @@ VOC_CLASS_NAME = "a"
 DEFAULT_CLASS_NAME = "phe"
 DEFAULT_LABEL_NAMES = {0: "no_phe", 1: "phe"}
 
+
+def label_names(class_name: str = DEFAULT_CLASS_NAME) -> tuple[str, str]:
+    """Slice label names for a lesion class name (``phe`` -> ``("no_phe", "phe")``)."""
+    return f"no_{class_name}", class_name
+
+
 #: native geometry of the 2D slices and the volumes
 NATIVE_SIZE = 512
 NATIVE_PIXEL_SPACING_MM = 0.508
@@ -56,8 +66,14 @@ NATIVE_SLICE_THICKNESS_MM = 5.0
 #: window applied when 2D slices are made from HU volumes (brain window); documented in the report
 BRAIN_WINDOW = (40.0, 80.0)  # (level, width) in HU
 
-#: ``NNNN_SS`` (or the 3-digit quirk ``NNN_SS``) -> (patient, slice)
-SLICE_STEM_RE = re.compile(r"^(?P<patient>\d{1,4})_(?P<slice>\d{1,3})$")
+#: orientation of the 2D slices (and of slices cut from the volumes): see :mod:`medpipe.io.orientation`
+ORIENTATION = RADIOLOGICAL
+
+#: ``NNNN_SS`` (or the 3-digit quirk ``NNN_SS``) -> (patient, slice); written to the datalist's ``input``
+SLICE_PATTERN = r"^(?P<patient>\d{1,4})_(?P<slice>\d{1,3})$"
+SLICE_STEM_RE = re.compile(SLICE_PATTERN)
+#: how a patient number is written in records and ids
+PATIENT_FORMAT = "{:04d}"
 #: ``image12`` / ``label12`` / ``annotation12`` -> 12
 FOLDER_RE = re.compile(r"^(?P<prefix>image|label|annotation)(?P<patient>\d+)$")
 #: ``0001.nii.gz`` -> 1
@@ -66,7 +82,7 @@ VOLUME_RE = re.compile(r"^(?P<patient>\d{1,4})\.nii(\.gz)?$")
 
 def patient_id(number: int) -> str:
     """Canonical 4-digit patient id (``12`` -> ``"0012"``)."""
-    return f"{int(number):04d}"
+    return PATIENT_FORMAT.format(int(number))
 
 
 def slice_stem(patient: int, slice_index: int) -> str:
@@ -99,24 +115,3 @@ def volume_path(kind: str, patient: int) -> str:
     """Relative path of a NIfTI volume: ``SubdatasetA_NIFIT/NIFIT/{set,label}/NNNN.nii.gz``."""
     top = {"image": IMAGE_DIR, "mask": MASK_DIR}[kind]
     return f"{SUBSET_DIRS['nifti']}/{NIFTI_ROOT}/{top}/{patient_id(patient)}.nii.gz"
-
-
-def volume_slice_to_display(volume_ras, k: int):
-    """2D display slice (rows anterior->posterior, columns patient right->left) of a RAS volume.
-
-    ``volume_ras`` is indexed ``[x, y, z]`` in RAS+ orientation (``nibabel.as_closest_canonical``);
-    ``k`` indexes the axial (z, inferior->superior) axis. This is the radiological convention the
-    2D PNG slices use, so volume-derived slices line up with the PNG subset.
-    """
-    import numpy as np
-
-    # RAS+: x grows towards the patient's right, y towards anterior. Radiological display puts the
-    # patient's right on the left of the screen and anterior at the top, so both in-plane axes flip.
-    return np.asarray(volume_ras[::-1, ::-1, k]).T
-
-
-def display_to_volume_slice(image2d):
-    """Inverse of :func:`volume_slice_to_display`: a display slice -> the ``[x, y]`` plane of a RAS volume."""
-    import numpy as np
-
-    return np.asarray(image2d).T[::-1, ::-1]

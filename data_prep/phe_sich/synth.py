@@ -1,6 +1,6 @@
 """Synthetic PHE-SICH-CT-IDS, written in the real download layout (quirks included).
 
-The real dataset (see :mod:`data_prep.phe_sich_layout`) is 120 non-contrast head CTs with a mask and
+The real dataset (see :mod:`data_prep.phe_sich.layout`) is 120 non-contrast head CTs with a mask and
 a Pascal VOC box of the perihaematomal oedema (PHE) on every slice, shipped three times: as NIfTI
 volumes in HU, as 8-bit PNG slices and as 8-bit "JPG" slices that are really PNG-encoded. This
 module fakes it closely enough for the converter and the training pipelines to run end to end:
@@ -19,7 +19,7 @@ Output is byte-identical for identical arguments. Each patient's anatomy depends
 full-resolution synthetic set show the same patients.
 
 Example:
-    >>> from data_prep.synth.phe_sich import synthesize
+    >>> from data_prep.phe_sich.synth import synthesize
     >>> summary = synthesize("/tmp/phe-sich-synth", patients=4, size=64)  # doctest: +SKIP
     >>> summary["quirks"][0]["kind"]  # doctest: +SKIP
     'three_digit_xml_names'
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.phe_sich_layout import (
+from data_prep.phe_sich.layout import (
     BRAIN_WINDOW,
     CLINICAL_FILE,
     NATIVE_PIXEL_SPACING_MM,
@@ -57,9 +57,14 @@ from data_prep.phe_sich_layout import (
     volume_slice_to_display,
 )
 from medpipe.io.ct import window_to_uint8 as _window
+from medpipe.prepare.spec import OptionError
 from medpipe.utils.fs import atomic_output_dir
 
-MARKER = ".medpipe-synth.json"
+MARKER = ".medpipe-synth.json"  # medpipe's own file: `prepare` does not count it as a dataset file
+#: the smallest slice the anatomy can be drawn at (skull, ventricles and a lesion rim of >= 2 px)
+MIN_SIZE, MAX_SIZE = 64, 2048
+#: patients the quirks need (the 3-digit XML names on one, the orphan XML on another)
+MIN_PATIENTS = 2
 #: bump when the output for the same arguments changes, so stale synthetic folders are not reused
 GENERATOR_VERSION = 1
 
@@ -95,35 +100,37 @@ def _is_int(x) -> bool:
 
 
 def _normalize_args(patients, size, seed, slices, subsets, clinical) -> dict:
-    if not _is_int(patients) or patients < 2:
-        raise ValueError(f"patients must be an integer >= 2 (the quirks need two patients), got {patients!r}")
+    # OptionError is a ValueError for Python callers and a one-paragraph message on the command line
+    if not _is_int(patients) or patients < MIN_PATIENTS:
+        raise OptionError(f"--patients {patients!r}: must be an integer >= {MIN_PATIENTS} (the quirks need two "
+                          f"patients; `medpipe prepare` needs at least as many patients as --folds, 5 by default).")
     if patients > 9999:
-        raise ValueError(f"patients must be <= 9999 (ids are 4 digits), got {patients}")
-    if not _is_int(size) or size < 64:
-        raise ValueError(f"size must be an integer >= 64 pixels (the real slices are {NATIVE_SIZE}), got {size!r}")
-    if size > 2048:
-        raise ValueError(f"size must be <= 2048 pixels, got {size}")
+        raise OptionError(f"--patients {patients}: must be <= 9999 (ids are 4 digits).")
+    if not _is_int(size) or not MIN_SIZE <= size <= MAX_SIZE:
+        raise OptionError(f"--size {size!r}: must be an integer from {MIN_SIZE} to {MAX_SIZE} pixels; smaller slices "
+                          f"cannot hold the skull, the ventricles and a lesion rim (the real slices are {NATIVE_SIZE}).")
     if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise OptionError(f"--seed {seed!r}: must be a non-negative integer.")
     try:
         lo, hi = slices
     except (TypeError, ValueError):
-        raise ValueError(f"slices must be a (min, max) pair of integers, got {slices!r}") from None
+        raise OptionError(f"--slices {slices!r}: must be a (min, max) pair of integers, e.g. 12,16.") from None
     if not (_is_int(lo) and _is_int(hi)) or not 6 <= lo <= hi <= 100:
-        raise ValueError(
-            f"slices must be (min, max) with 6 <= min <= max <= 100 (slice indices have 2 digits "
-            f"and the haematoma needs room), got {slices!r}")
+        raise OptionError(
+            f"--slices {slices!r}: must be (min, max) with 6 <= min <= max <= 100 (slice indices have 2 digits "
+            f"and the haematoma needs room), e.g. 12,16.")
     if isinstance(subsets, str):
         subsets = (subsets,)
     try:
         subsets = list(subsets)
     except TypeError:
-        raise ValueError(f"subsets must be a sequence of {sorted(SUBSET_DIRS)}, got {subsets!r}") from None
+        raise OptionError(f"--subsets {subsets!r}: must be a selection of {sorted(SUBSET_DIRS)}.") from None
     unknown = [s for s in subsets if s not in SUBSET_DIRS]
     if unknown or not subsets:
-        raise ValueError(f"subsets must be a non-empty selection of {sorted(SUBSET_DIRS)}, got {subsets!r}")
+        raise OptionError(f"--subsets {subsets!r}: must be a non-empty selection of {sorted(SUBSET_DIRS)}, "
+                          f"e.g. png,nifti.")
     if not isinstance(clinical, bool):
-        raise ValueError(f"clinical must be True or False, got {clinical!r}")
+        raise OptionError(f"clinical must be True or False, got {clinical!r}")
     return {
         "generator": __name__,
         "version": GENERATOR_VERSION,
@@ -380,7 +387,7 @@ def _check_orientation(spacing: tuple[float, float, float]) -> None:
     img = _nifti_image(display_to_volume_slice(probe)[..., None], spacing)
     back = volume_slice_to_display(nib.as_closest_canonical(img).get_fdata(), 0)
     if not np.array_equal(back, probe):
-        raise AssertionError("synthetic NIfTI affine does not round-trip with phe_sich_layout's slice helpers")
+        raise AssertionError("synthetic NIfTI affine does not round-trip with medpipe.io.orientation's slice helpers")
 
 
 def _xlsx_bytes(rows: list[dict]) -> bytes:
@@ -470,7 +477,7 @@ def synthesize(out: str | Path, patients: int = 12, size: int = 128, seed: int =
         first and last slice of the haematoma, or None).
 
     Raises:
-        ValueError: invalid arguments.
+        OptionError (a ValueError): invalid arguments, named as on the command line.
         FileExistsError: ``out`` is a file, or a non-empty folder not made by this generator with
             the same arguments.
     """

@@ -1,0 +1,280 @@
+"""One table of smoke tests over every registered bundle (rows in tests/bundles/conftest.py).
+
+Each bundle is trained once for two epochs on the tiny synthetic dataset with ``medpipe train`` (under a
+network guard), then, from its checkpoint alone: evaluated with ``medpipe evaluate --ckpt_path``, run on
+a folder and on a NIfTI volume with ``python -m monai.bundle run --config_file inference.json
+--ckpt_path``, exported to TorchScript and ONNX with a parity check, resumed after a kill -9 and, where
+it has a multi-GPU config, trained under torchrun with a time limit.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medpipe.bundle import BUNDLES
+from tests.bundles.conftest import BUNDLE_ROWS, RUNTIME, bundle_env, read_json, run_bundle, start_then_kill
+from tests.conftest import REPO
+
+NAMES = list(BUNDLE_ROWS)
+MONAI = [n for n in NAMES if BUNDLES[n].engine == "monai"]
+DDP = [n for n in NAMES if BUNDLE_ROWS[n]["ddp"]]
+CONTRACT_KEYS = {
+    "classification": {"accuracy", "precision", "recall", "f1", "specificity", "auroc", "confusion_matrix", "per_class"},
+    "segmentation": {"dice", "iou", "sensitivity", "specificity", "dice_per_case_mean", "pixel_confusion"},
+    "detection": {"map50", "map50_95", "precision", "recall", "slice_level"},
+}
+BUNDLE_FILES = ["LICENSE", "configs/metadata.json", "configs/train.json", "configs/evaluate.json",
+                "configs/inference.json", "configs/logging.conf", "docs/README.md"]
+
+
+def _runtime(name: str) -> list[str]:
+    return RUNTIME + BUNDLE_ROWS[name]["runtime"]
+
+
+def _size(name: str) -> int:
+    t = BUNDLE_ROWS[name]["train"]
+    return int(t[t.index("--image_size") + 1])
+
+
+def test_every_registered_bundle_has_a_row_and_the_contract_files():
+    assert set(BUNDLE_ROWS) == set(BUNDLES)
+    for name, spec in BUNDLES.items():
+        for f in BUNDLE_FILES + (["configs/multi_gpu_train.json"] if spec.engine == "monai" else []):
+            assert (REPO / "bundles" / name / f).is_file(), f"bundles/{name}/{f} missing"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_train_writes_checkpoint_settings_and_run_record(trained_bundle, name):
+    run = trained_bundle(name)
+    side = read_json(run / "models/model.json")
+    assert side["bundle"] == name and side["format"] == "medpipe-model/1"
+    s = side["settings"]
+    assert s["image_size"] == _size(name) and s["class_names"] and s["task"] and s["input_spec"]["channels"] == 1
+    assert side["dataset"]["datalist_sha256"] and side["medpipe_version"]
+    cfg = read_json(run / "run_config.json")
+    assert cfg["settings"]["max_epochs"] == 2 and cfg["settings"]["image_size"] == _size(name)  # fully resolved
+    assert cfg["config"]["bundle_root"] == f"bundles/{name}" and cfg["datalist_sha256"] == side["dataset"]["datalist_sha256"]
+    assert read_json(run / "history.json")["epoch"] == [1, 2]
+    _assert_tensorboard(run, name)
+    log = (run / "train_log.txt").read_text()
+    assert "running: python -m monai.bundle run --config_file bundles/" in log
+    assert log.count("epoch 2/2") == 1 and "Traceback" not in log
+
+
+def _assert_tensorboard(run: Path, name: str) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for f in (run / "tb").glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(f))
+        acc.Reload()
+        tags |= set(acc.Tags().get("scalars", []))
+    key = {"classification": "epoch/val_f1", "segmentation": "epoch/val_dice", "detection": "epoch/map50"}
+    assert key[BUNDLES[name].task] in tags and any(t.endswith("loss") for t in tags), tags
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_evaluate_from_the_checkpoint_alone(trained_bundle, name):
+    run = trained_bundle(name)
+    proc = run_bundle(["medpipe", "evaluate", name, "--ckpt_path", str(run / "models/model.pt"), *_runtime(name)])
+    assert "running: python -m monai.bundle run" in proc.stdout
+    m = read_json(run / "eval/metrics.json")  # default output: the training run folder (its own val fold)
+    assert CONTRACT_KEYS[BUNDLES[name].task] <= set(m)
+    assert m.get("records", "val") == "val" and m["fold"] == read_json(run / "models/model.json")["settings"]["fold"]
+    assert (run / "predictions.csv").is_file()
+    pngs = [p for p in (run / "eval").rglob("*.png")]
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert (run / "eval/training_curves.png").is_file()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_evaluate_other_records_into_another_folder(trained_bundle, tiny_phe, tmp_path, name):
+    """The external-test path: --dataset_dir, --records all, any --output_dir (stats and curves found via the checkpoint)."""
+    run = trained_bundle(name)
+    run_bundle(["medpipe", "evaluate", name, "--ckpt_path", str(run / "models/model.pt"), "--dataset_dir",
+                str(tiny_phe), "--records", "all", "--output_dir", str(tmp_path), *_runtime(name)])
+    m = read_json(tmp_path / "eval/metrics.json")
+    n = len(read_json(tiny_phe / "datalist.json")["training"])
+    counted = m.get("n") or m.get("n_cases") or m.get("n_slices")
+    assert counted == n and m["records"] == "all"
+    assert (tmp_path / "eval/training_curves.png").is_file()
+
+
+@pytest.mark.parametrize("source", ["folder", "nifti"])
+@pytest.mark.parametrize("name", NAMES)
+def test_infer_with_monai_bundle_from_the_checkpoint_alone(trained_bundle, tiny_phe, tmp_path, name, source):
+    run = trained_bundle(name)
+    if source == "folder":
+        inp, n = tiny_phe / "images", len(list((tiny_phe / "images").glob("*.png")))
+    else:
+        import nibabel as nib
+
+        inp = sorted((tiny_phe.parent / "raw/SubdatasetA_NIFIT/NIFIT/set").glob("*.nii.gz"))[0]
+        n = nib.load(inp).shape[2]
+    proc = run_bundle(["monai.bundle", "run", "--config_file", f"bundles/{name}/configs/inference.json",
+                       "--ckpt_path", str(run / "models/model.pt"), "--input", str(inp), "--output_dir", str(tmp_path),
+                       *_runtime(name)])
+    name_csv = "slice_predictions.csv" if BUNDLES[name].task == "detection" else "predictions.csv"
+    rows = list(csv.DictReader(open(tmp_path / name_csv)))
+    assert len(rows) == n, proc.stdout[-2000:]
+    if source == "nifti":
+        assert [int(r["slice"]) for r in rows] == list(range(n))
+    else:
+        assert rows[0]["patient"] == "0001" and rows[0]["slice"] == "0"  # named by the dataset's slice pattern
+    if BUNDLES[name].task == "segmentation" and source == "nifti":
+        import nibabel as nib
+        import numpy as np
+
+        out = nib.load(tmp_path / "masks" / inp.name.replace(".nii.gz", "_phe.nii.gz"))
+        assert out.shape == nib.load(inp).shape and np.allclose(out.affine, nib.load(inp).affine)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_override_that_conflicts_with_the_checkpoint_is_refused(trained_bundle, tiny_phe, name):
+    run = trained_bundle(name)
+    other = str(_size(name) * 2)
+    for cmd in (["medpipe", "infer", name, "--ckpt_path", str(run / "models/model.pt"), "--input",
+                 str(tiny_phe / "images"), "--image_size", other],
+                ["medpipe", "evaluate", name, "--ckpt_path", str(run / "models/model.pt"), "--image_size", other]):
+        proc = run_bundle(cmd, check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        msg = proc.stderr.strip()
+        assert msg.count("\n") == 0 and f"--image_size {other} (trained with {_size(name)})" in msg
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+@pytest.mark.parametrize("name", NAMES)
+def test_export_matches_eager(trained_bundle, tmp_path, name, fmt):
+    out = tmp_path / ("model.ts" if fmt == "torchscript" else "model.onnx")
+    proc = run_bundle(["medpipe", "export", name, "--ckpt_path", str(trained_bundle(name) / "models/model.pt"),
+                       "--format", fmt, "--output", str(out), *BUNDLE_ROWS[name]["runtime"]])
+    assert "OK, tolerance 0.0001" in proc.stdout and out.is_file()
+
+
+@pytest.mark.parametrize("name", MONAI)
+def test_standard_monai_ckpt_export(trained_bundle, tmp_path, name):
+    """MONAI's own ckpt_export (scripting, no trace) loads model.pt strictly into inference.json's network_def."""
+    from medpipe.bundle.export import check_parity
+
+    ckpt = str(trained_bundle(name) / "models/model.pt")
+    out = tmp_path / "model.ts"
+    run_bundle(["monai.bundle", "ckpt_export", "network_def", "--filepath", str(out), "--ckpt_file", ckpt,
+                "--ckpt_path", ckpt, "--meta_file", f"bundles/{name}/configs/metadata.json", "--config_file",
+                f"bundles/{name}/configs/inference.json", "--bundle_root", f"bundles/{name}"])
+    assert check_parity(name, ckpt, str(out), "torchscript") <= 1e-4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_resume_after_kill_and_no_orphan(tiny_phe, tmp_path, name):
+    """kill -9 of `medpipe train` after its first epoch: nothing keeps training; a re-run resumes and finishes."""
+    row = BUNDLE_ROWS[name]
+    args = ["medpipe", "train", name, "--dataset_dir", str(tiny_phe), "--output_dir", str(tmp_path), "--max_epochs",
+            "3", *row["train"], *_runtime(name)]
+    start_then_kill(args, tmp_path / "history.json")
+    killed = read_json(tmp_path / "history.json")["epoch"]
+    assert len(killed) < 3, "the run finished before it could be killed; the test proves nothing"
+    alive = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline_has(p, str(tmp_path))]
+    assert not alive, f"processes still training in {tmp_path}: {alive}"
+    second = run_bundle(args)
+    assert "resuming from" in second.stdout + second.stderr
+    assert read_json(tmp_path / "history.json")["epoch"] == [1, 2, 3]
+
+
+def _cmdline_has(proc_dir: Path, text: str) -> bool:
+    try:
+        return text in (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("name", DDP)
+def test_torchrun_two_processes_with_a_time_limit(tiny_phe, tmp_path, name):
+    """multi_gpu_train.json under torchrun (gloo on CPU): the time limit holds, rank 0 alone writes."""
+    import torch
+
+    env = bundle_env()
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
+         "run", "--config_file", f"['bundles/{name}/configs/train.json','bundles/{name}/configs/multi_gpu_train.json']",
+         "--dataset_dir", str(tiny_phe), "--output_dir", str(tmp_path), "--max_epochs", "4", "--time_limit_s", "0.5",
+         *BUNDLE_ROWS[name]["train"], *RUNTIME],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert read_json(tmp_path / "history.json")["epoch"] == [1]  # stopped after the epoch that crossed 0.5 s
+    out = proc.stdout + proc.stderr
+    assert out.count("time limit:") == 1 and out.count("epoch 1/4") == 1  # rank 0 reports, rank 1 stays quiet
+    state = torch.load(tmp_path / "models/model.pt", map_location="cpu", weights_only=True)
+    assert not any(k.startswith("module.") for k in state)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_metadata_valid_offline(name):
+    proc = run_bundle(["monai.bundle", "verify_metadata", "--meta_file", f"bundles/{name}/configs/metadata.json",
+                       "--filepath", "bundles/meta_schema.json"])
+    assert "metadata is verified with no error" in (proc.stdout + proc.stderr).lower()
+
+
+def test_a_conflicting_rerun_in_the_same_folder_is_refused(trained_bundle, tiny_phe):
+    run = trained_bundle("sich_cls")
+    before = (run / "run_config.json").read_bytes(), (run / "models/model.json").read_bytes()
+    proc = run_bundle(["medpipe", "train", "sich_cls", "--dataset_dir", str(tiny_phe), "--output_dir", str(run),
+                       "--image_size", "64", *RUNTIME], check=False)
+    assert proc.returncode == 2 and "already holds a model trained with" in proc.stderr and "Traceback" not in proc.stderr
+    assert ((run / "run_config.json").read_bytes(), (run / "models/model.json").read_bytes()) == before
+
+
+@pytest.fixture(scope="module")
+def other_label_kinds(tiny_phe, tmp_path_factory):
+    """The tiny dataset relabelled as 3-class and as 3-label data (same images, patients and folds)."""
+    import json
+
+    out = {}
+    dl = read_json(tiny_phe / "datalist.json")
+    for kind in ("multiclass", "multilabel"):
+        d = tmp_path_factory.mktemp(kind)
+        os.symlink(tiny_phe / "images", d / "images")
+        new = json.loads(json.dumps(dl))
+        names = ["none", "small", "large"] if kind == "multiclass" else ["phe", "left", "upper"]
+        key = "label" if kind == "multiclass" else "labels"
+        new["tasks"] = {key: {"kind": kind, "class_names": names}}
+        for i, r in enumerate(new["training"] + new.get("test", [])):
+            if kind == "multiclass":
+                r["label"] = 0 if not r["label"] else 1 + i % 2
+            else:
+                r["labels"] = [int(r["label"]), i % 2, int(i % 3 == 0)]
+        (d / "datalist.json").write_text(json.dumps(new))
+        out[kind] = d
+    return out
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "multilabel"])
+def test_classifier_bundle_learns_any_label_kind_from_the_datalist(other_label_kinds, tmp_path, kind):
+    """Label kind and names come from the prepared dataset: sich_cls's configs train a 3-class and a 3-label
+    model unchanged; evaluation writes that kind's metric keys; inference writes the one CSV schema."""
+    ds = other_label_kinds[kind]
+    args = ["--dataset_dir", str(ds), "--output_dir", str(tmp_path), "--max_epochs", "1", "--image_size", "32",
+            "--batch_size", "8", *RUNTIME]
+    if kind == "multilabel":
+        args += ["--label_key", "labels"]  # val_f1 is then the macro F1 over the labels
+    run_bundle(["medpipe", "train", "sich_cls", *args])
+    side = read_json(tmp_path / "models/model.json")["settings"]
+    assert side["task"] == kind and len(side["class_names"]) == 3
+    run_bundle(["medpipe", "evaluate", "sich_cls", "--ckpt_path", str(tmp_path / "models/model.pt"), *RUNTIME])
+    m = read_json(tmp_path / "eval/metrics.json")
+    if kind == "multiclass":
+        assert {"balanced_accuracy", "kappa", "confusion_matrix", "per_class", "absent_classes"} <= set(m)
+        assert len(m["confusion_matrix"]) == 3 and set(m["per_class"]) == {"none", "small", "large"}
+    else:
+        assert {"auroc_per_class", "auroc_mean", "f1_micro", "f1_macro"} <= set(m)
+        assert set(m["auroc_per_class"]) == {"phe", "left", "upper"}
+    cols = next(csv.reader(open(tmp_path / "predictions.csv")))
+    expect = {"p_none", "p_small", "p_large", "label"} if kind == "multiclass" else \
+        {"p_phe", "pred_left", "label_upper"}
+    assert expect <= set(cols)
