@@ -2,7 +2,7 @@
 
 The network is rebuilt from the checkpoint's own settings (``models/model.json``): the export needs
 ``--ckpt_path`` and ``--format`` only. MONAI-engine bundles go through ``python -m monai.bundle
-ckpt_export|onnx_export network_def`` (printed, then run); a bundle on the ultralytics engine through
+ckpt_export|onnx_export network_def`` (printed, then run in this process); a bundle on the ultralytics engine through
 ultralytics' exporter. Either way the exported file is checked against the eager model on a random
 batch of 2 (max abs diff <= 1e-4).
 """
@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from medpipe.bundle.registry import get_bundle
-from medpipe.bundle.runner import bundle_dir, monai_command, prepare_run, repo_root, show_and_run
+from medpipe.bundle.runner import bundle_dir, execute, monai_command, prepare_run, repo_root, shown
 from medpipe.errors import UserError
 
 TOLERANCE = 1e-4
@@ -121,9 +121,10 @@ def export(bundle: str, ckpt_path: str, fmt: str, output: str | None = None, ove
         cmd = monai_command("onnx_export", bundle, ov, ["inference.json"],
                             ["--filepath", str(out), "--ckpt_file", str(ckpt), "--input_shape", shape,
                              "--converter_kwargs", kwargs])
-    rc = show_and_run(cmd, dry_run=dry_run)
-    if rc != 0 or dry_run:
-        return rc
+    print("running: " + shown(cmd), flush=True)
+    if dry_run:
+        return 0
+    execute(cmd)
     diff = check_parity(bundle, str(ckpt), str(out), fmt, {k: v for k, v in ov.items() if k != "ckpt_path"})
     ok = diff <= TOLERANCE
     print(f"exported {out}; parity with the eager model on a random batch of 2: max abs diff {diff:.2e} "

@@ -113,19 +113,6 @@ def shown(cmd: list[str]) -> str:
     return " ".join(shlex.quote(c) for c in ["python"] + cmd[1:])
 
 
-def show_and_run(cmd: list[str], dry_run: bool = False) -> int:
-    """Print a command and run it as a subprocess from the repository root (exports use this)."""
-    import subprocess
-
-    print("running: " + shown(cmd), flush=True)
-    if dry_run:
-        return 0
-    from medpipe.utils.env import offline_env
-
-    env = offline_env(dict(os.environ))
-    return subprocess.call(cmd, cwd=repo_root(), env=env)
-
-
 def _default_output_dir(raw: dict, values: dict) -> Path | None:
     out = values.get("output_dir", raw.get("output_dir"))
     if isinstance(out, str) and not out.startswith(("$", "@", "%")):
@@ -195,6 +182,44 @@ def prepare_run(action: str, bundle: str, overrides: dict[str, str]) -> tuple[li
     return files, ov, facts
 
 
+def execute(cmd: list[str]) -> None:
+    """Run a ``python -m monai.bundle ACTION ...`` argv in this process, reading its values as fire does.
+
+    The printed command and what runs are the same argv; running it here (rather than in a child
+    process) means a user error inside the workflow reaches the CLI as one paragraph, killing the
+    command kills the work, and torch/MONAI are imported once.
+    """
+    import warnings
+
+    from monai.bundle import scripts
+
+    from medpipe.bundle.overrides import parse_value
+    from medpipe.utils.env import offline_env
+
+    if cmd[1:3] != ["-m", "monai.bundle"]:
+        raise ValueError(f"not a monai.bundle command: {cmd[:4]}")
+    action, rest = cmd[3], cmd[4:]
+    args, kwargs, i = [], {}, 0
+    while i < len(rest):
+        if rest[i].startswith("--"):
+            kwargs[rest[i][2:]] = parse_value(rest[i + 1])
+            i += 2
+        else:
+            args.append(rest[i])
+            i += 1
+    offline_env()
+    # the configs are this checkout's own: MONAI's warning about running untrusted configs, and its
+    # note on the model-zoo schema's optional_packages_version key, say nothing to act on here
+    warnings.filterwarnings("ignore", message=r"parsing config_file ", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r"Detected deprecated name 'optional_packages_version'")
+    cwd = os.getcwd()
+    os.chdir(repo_root())
+    try:
+        getattr(scripts, action)(*args, **kwargs)
+    finally:
+        os.chdir(cwd)
+
+
 def run_bundle(action: str, bundle: str, overrides: dict[str, str], dry_run: bool = False) -> int:
     """``medpipe train|evaluate|infer BUNDLE``: check, print the monai.bundle command, run it here.
 
@@ -207,8 +232,6 @@ def run_bundle(action: str, bundle: str, overrides: dict[str, str], dry_run: boo
     Returns:
         0 on success (errors raise; the CLI turns user errors into one paragraph, exit 2).
     """
-    from medpipe.bundle.overrides import parse_value
-
     files, ov, facts = prepare_run(action, bundle, overrides)
     tracking = ov.pop("tracking", None)
     cmd = monai_command("run", bundle, ov, files) + (["--tracking", tracking] if tracking else [])
@@ -217,27 +240,10 @@ def run_bundle(action: str, bundle: str, overrides: dict[str, str], dry_run: boo
         return 0
     out = facts.get("output_dir")
     existed = out is not None and out.exists()
-    from monai.bundle.scripts import run as monai_run
-
-    from medpipe.utils.env import offline_env
-
-    offline_env()
-    import warnings
-
-    # the configs are this checkout's own: MONAI's warning about running untrusted configs, and its
-    # note on the model-zoo schema's optional_packages_version key, say nothing to act on here
-    warnings.filterwarnings("ignore", message=r"parsing config_file ", category=UserWarning)
-    warnings.filterwarnings("ignore", message=r"Detected deprecated name 'optional_packages_version'")
-    cwd = os.getcwd()
-    os.chdir(repo_root())
     try:
-        kwargs = {k: parse_value(v) for k, v in ov.items()}
-        monai_run(config_file=files if len(files) > 1 else files[0], bundle_root=str(bundle_dir(bundle)),
-                  tracking=tracking, **kwargs)
+        execute(cmd)
     except BaseException:
         if out is not None and not existed and out.exists() and not any((out / "models").glob("*.pt")):
             shutil.rmtree(out, ignore_errors=True)  # a failed start leaves no half-made run folder
         raise
-    finally:
-        os.chdir(cwd)
     return 0

@@ -101,15 +101,109 @@ def net_guard(tmp_path_factory):
             os.environ[k] = v
 
 
+#: a process that imports torch, MONAI and medpipe once and forks one child per command: importing
+#: MONAI alone takes 10-15 s on the CI machine, which a fresh interpreter per command would pay ~40 times
+ZYGOTE = r"""
+import json, os, runpy, sys, traceback
+import torch, ignite, monai, monai.bundle, monai.bundle.scripts, fire  # noqa: E401 - the expensive imports
+import medpipe.cli, medpipe.bundle.runner, medpipe.bundle.export, medpipe.data.datalist  # noqa: E401
+import medpipe.handlers.classification, medpipe.handlers.segmentation, medpipe.handlers.training  # noqa: E401
+reply = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)  # anything the warm interpreter itself prints must not mix with the replies
+for line in sys.stdin:
+    req = json.loads(line)
+    sys.stdout.flush(); sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.chdir(req["cwd"])
+            os.environ.clear()
+            os.environ.update(req["env"])
+            for fd, path in ((1, req["stdout"]), (2, req["stderr"])):
+                f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(f, fd)
+                os.close(f)
+            sys.stdin = open(os.devnull)
+            sys.argv = [req["module"]] + req["args"]
+            try:
+                runpy.run_module(req["module"], run_name="__main__", alter_sys=True)
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+        finally:
+            try:
+                sys.stdout.flush(); sys.stderr.flush()
+            finally:
+                os._exit(code)
+    reply.write(json.dumps({"pid": pid}) + "\n")
+    _, status = os.waitpid(pid, 0)
+    reply.write(json.dumps({"rc": os.waitstatus_to_exitcode(status)}) + "\n")
+"""
+
+
+class Zygote:
+    """Runs ``python -m MODULE ARGS`` commands as forks of one warm interpreter (see :data:`ZYGOTE`)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.proc = subprocess.Popen([sys.executable, "-c", ZYGOTE], cwd=REPO, env=bundle_env(), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.n = 0
+
+    def run(self, args: list[str], timeout: float) -> subprocess.CompletedProcess:
+        import select
+        import signal
+
+        self.n += 1
+        out, err = self.workdir / f"{self.n}.out", self.workdir / f"{self.n}.err"
+        req = {"module": args[0], "args": args[1:], "cwd": str(REPO), "env": bundle_env(), "stdout": str(out),
+               "stderr": str(err)}
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        pid = json.loads(self.proc.stdout.readline())["pid"]
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            self.proc.stdout.readline()
+            raise subprocess.TimeoutExpired(args, timeout)
+        rc = json.loads(self.proc.stdout.readline())["rc"]
+        return subprocess.CompletedProcess(["python", "-m", *args], rc, out.read_text(errors="replace"),
+                                           err.read_text(errors="replace"))
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+_ZYGOTE: list[Zygote] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _zygote(net_guard, tmp_path_factory):
+    z = Zygote(tmp_path_factory.mktemp("zygote"))
+    _ZYGOTE.append(z)
+    yield z
+    _ZYGOTE.remove(z)
+    z.close()
+
+
 def run_bundle(args: list[str], timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``python -m monai.bundle ...`` (or ``-m medpipe ...``) from the repository root.
+    """Run ``python -m monai.bundle ...`` (or ``-m medpipe ...``) from the repository root, as a user would
+    (a fork of the warm interpreter: a process of its own, with its own exit status and output).
 
     With the network guard active, a run that tried to reach the network fails the test.
     """
     log = Path(os.environ.get("MEDPIPE_NET_GUARD_LOG", "/nonexistent"))
     before = log.read_text() if log.exists() else ""
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=bundle_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    if _ZYGOTE:
+        proc = _ZYGOTE[0].run(args, timeout)
+    else:
+        proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=bundle_env(), capture_output=True,
+                              text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     after = log.read_text() if log.exists() else ""
