@@ -122,7 +122,7 @@ def yolo_index(yolo_dir: str | os.PathLike) -> dict[str, Path]:
         if d.is_dir():
             for p in d.iterdir():
                 if p.name in index:
-                    raise DataError(f"{yolo_dir}/images: {p.name} is in two splits; re-run `medpipe prepare phe-sich`.")
+                    raise DataError(f"{yolo_dir}/images: {p.name} is in two splits; re-run `medpipe prepare` for this dataset.")
                 index[p.name] = p
     return index
 
@@ -178,7 +178,7 @@ def fold_data_yaml(dataset_dir: str | os.PathLike, fold: int, out_dir: str | os.
     yolo_dir = base / "yolo"
     if not (yolo_dir / "images").is_dir():
         raise DataError(f"{yolo_dir}/images: not found. The detection bundle reads the YOLO export that "
-                        f"`medpipe prepare phe-sich` writes; re-run prepare (or pass --dataset_dir).")
+                        f"`medpipe prepare` writes for datasets with boxes; re-run it (or pass --dataset_dir).")
     dl = load_datalist(base)
     names = class_names(base)
     index = yolo_index(yolo_dir)
@@ -200,14 +200,14 @@ def fold_data_yaml(dataset_dir: str | os.PathLike, fold: int, out_dir: str | os.
             img = index.get(Path(r["image"]).name)
             if img is None:
                 raise DataError(f"{yolo_dir}/images: {Path(r['image']).name} (datalist record of patient "
-                                f"{r.get('patient')}) is missing; re-run `medpipe prepare phe-sich`.")
+                                f"{r.get('patient')}) is missing; re-run `medpipe prepare` for this dataset.")
             lab = label_path(img)
             if not lab.is_file():
-                raise DataError(f"{lab}: label file missing for {img}; re-run `medpipe prepare phe-sich`.")
+                raise DataError(f"{lab}: label file missing for {img}; re-run `medpipe prepare` for this dataset.")
             classes = _label_classes(lab)
             if len(classes) != len(r.get("boxes") or []):
                 raise DataError(f"{lab}: {len(classes)} boxes but datalist.json has {len(r.get('boxes') or [])} for "
-                                f"{r['image']}; the YOLO export is stale, re-run `medpipe prepare phe-sich`.")
+                                f"{r['image']}; the YOLO export is stale, re-run `medpipe prepare` for this dataset.")
             bad = [c for c in classes if not 0 <= c < len(names)]
             if bad:
                 raise DataError(f"{lab}: class id {bad[0]}, but {yolo_dir / 'data.yaml'} names {len(names)} "

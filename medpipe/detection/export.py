@@ -42,7 +42,7 @@ def export_yolo(ckpt_path: str, format: str = "onnx", output: str | None = None,
     prepare_ultralytics_env(config_dir)
     ckpt = Path(ckpt_path).expanduser().absolute()
     if not ckpt.is_file():
-        raise UserError(f"--ckpt_path {ckpt}: not found; train first (medpipe train sich_det).")
+        raise UserError(f"--ckpt_path {ckpt}: not found; train first (medpipe train BUNDLE).")
     out = Path(output).expanduser().absolute() if output else ckpt.with_suffix(".onnx" if fmt == "onnx" else ".ts")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="medpipe-yolo-export-") as td:
@@ -125,7 +125,7 @@ def export_yolo_cli(ckpt_path: str, fmt: str, output: str | None = None, overrid
     ov = dict(overrides or {})
     ckpt = Path(ckpt_path).expanduser().absolute()
     if not ckpt.is_file():
-        raise UserError(f"--ckpt_path {ckpt}: not found; train first (medpipe train sich_det) or point at "
+        raise UserError(f"--ckpt_path {ckpt}: not found; train first (medpipe train BUNDLE) or point at "
                         f"models/model.pt.")
     size = ov.get("image_size")
     size = int(size) if size not in (None, "", "None", "null") else None

@@ -63,8 +63,8 @@ def load_checkpoint_model(ckpt_path: str | os.PathLike):
     """:func:`load_yolo` of a trained checkpoint, with a message that says what to do when it is missing."""
     p = Path(ckpt_path).expanduser()
     if not p.is_file():
-        raise UserError(f"--ckpt_path {p}: not found; train first (medpipe train sich_det) or point at "
-                        f"runs/sich_det/models/model.pt.")
+        raise UserError(f"--ckpt_path {p}: not found; train first (medpipe train BUNDLE) or point at "
+                        f"a run's models/model.pt.")
     return load_yolo(str(p.absolute()))
 
 

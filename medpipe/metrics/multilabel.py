@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from medpipe.metrics.multiclass import _class_names, _mean, _ratio
-from medpipe.metrics.thresholds import _to_numpy
+from medpipe.metrics.thresholds import _check_01, _to_numpy
 
 __all__ = ["multilabel_metrics", "best_thresholds_per_class"]
 
@@ -39,14 +39,7 @@ def _as_label_matrix(y_true, name: str = "y_true") -> np.ndarray:
         raise ValueError(f"{name} must be 0/1 label vectors of shape (N, C), got shape {y.shape}")
     if y.size == 0:
         raise ValueError(f"{name} is empty (shape {y.shape})")
-    if y.dtype == bool:
-        return y.astype(np.int64)
-    if not np.issubdtype(y.dtype, np.number):
-        raise ValueError(f"{name} must be numeric 0/1 labels, got dtype {y.dtype}")
-    bad = ~np.isin(y, (0, 1))
-    if bad.any():
-        raise ValueError(f"{name} must contain only 0 and 1, got e.g. {y[bad][:5].tolist()}")
-    return y.astype(np.int64)
+    return _check_01(y, name)
 
 
 def _as_prob_matrix(y_prob, shape: tuple[int, int], name: str = "y_prob") -> np.ndarray:

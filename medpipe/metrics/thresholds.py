@@ -79,6 +79,11 @@ def _as_binary_labels(y_true, name: str = "y_true") -> np.ndarray:
     y = _to_numpy(y_true).ravel()
     if y.size == 0:
         raise ValueError(f"{name} is empty")
+    return _check_01(y, name)
+
+
+def _check_01(y: np.ndarray, name: str) -> np.ndarray:
+    """``y`` as int64 after checking it holds only 0 and 1 (bool allowed), any shape."""
     if y.dtype == bool:
         return y.astype(np.int64)
     if not np.issubdtype(y.dtype, np.number):

@@ -49,3 +49,78 @@ def test_class_weights_and_sampler():
     assert len(drawn) == 10 and 2 <= sum(drawn) <= 8  # positives drawn far more often than 2/10
     drawn_big = [data[i]["label"] for _ in range(50) for i in balanced_sampler(data, seed=_)]
     assert 0.4 < sum(drawn_big) / len(drawn_big) < 0.6
+
+
+@pytest.fixture
+def declared(prepared):
+    dl = json.loads((prepared / "datalist.json").read_text())
+    dl["tasks"] = {"label": {"kind": "binary", "class_names": ["no", "yes"]},
+                   "labels": {"kind": "multilabel", "class_names": ["x", "y"]}}
+    dl["input"] = {"channels": 1, "window": [40, 80], "slice_pattern": r"^(?P<patient>\w)_(?P<slice>\d)$"}
+    for r in dl["training"] + dl["test"]:
+        r["labels"] = [r["label"], 1 - r["label"]]
+    (prepared / "datalist.json").write_text(json.dumps(dl))
+    return prepared
+
+
+def test_label_kinds_and_inputs_come_from_the_header(declared, tmp_path):
+    from medpipe.data.datalist import check_datalist, input_spec, label_task
+
+    assert label_task(declared, "labels") == {"key": "labels", "kind": "multilabel", "class_names": ["x", "y"]}
+    assert input_spec(declared)["window"] == [40, 80] and check_datalist(declared, "label")["kind"] == "binary"
+    with pytest.raises(DataError, match="has no 'mask' labels .*label \\(binary\\), labels \\(multilabel\\)"):
+        label_task(declared, "mask")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "datalist.json").write_text(json.dumps({"training": []}))
+    with pytest.raises(DataError, match="older medpipe"):
+        label_task(old, "label")
+
+
+def test_multilabel_vectors_reach_the_engine(declared):
+    r = load_split(declared, fold=0, split="val", label_key="labels")[1]
+    assert r["label"].dtype.name == "float32" and r["label"].tolist() == [1.0, 0.0] and r["labels"] == [1, 0]
+    w = class_weights(load_split(declared, fold=0, split="trainval", label_key="labels"))
+    assert w.tolist() == pytest.approx([2.0, 0.5])  # negatives / positives per label
+
+
+@pytest.mark.parametrize("records,fold,patients", [("val", 1, {"b"}), ("fold:2", 0, {"c"}), ("test", 0, {"t"}),
+                                                   ("all", 0, {"a", "b", "c", "t"})])
+def test_select_records_for_evaluation(declared, records, fold, patients):
+    from medpipe.data.datalist import select_records
+
+    assert {r["patient"] for r in select_records(declared, records, fold, "label")} == patients
+
+
+@pytest.mark.parametrize("records", ["fold:3", "fold:x", "train", ""])
+def test_bad_records(declared, records):
+    from medpipe.data.datalist import select_records
+
+    with pytest.raises(DataError, match="--records"):
+        select_records(declared, records)
+
+
+def test_a_checkpoint_is_evaluated_only_on_the_same_labels(declared):
+    from medpipe.data.datalist import check_same_labels
+
+    assert check_same_labels(declared, "label", {"task": "binary", "class_names": ["no", "yes"]})["kind"] == "binary"
+    with pytest.raises(DataError, match="trained on binary \\['neg', 'pos'\\]"):
+        check_same_labels(declared, "label", {"task": "binary", "class_names": ["neg", "pos"]})
+
+
+def test_inference_inputs_are_named_by_the_checkpoints_pattern(tmp_path):
+    from PIL import Image
+
+    from medpipe.data.inference import list_inputs
+
+    for name in ("a_3.png", "zz.png", ".hidden/b_1.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.new("L", (8, 8)).save(tmp_path / name)
+    spec = {"slice_pattern": r"^(?P<patient>\w)_(?P<slice>\d)$", "patient_format": None}
+    recs = list_inputs(tmp_path, spec)
+    assert [(r["patient"], r["slice"]) for r in recs] == [("a", 3), ("zz", 1)]
+    assert [(r["patient"], r["slice"]) for r in list_inputs(tmp_path)] == [("a_3", 0), ("zz", 1)]
+    with pytest.raises(DataError, match="declares no HU window"):
+        nii = tmp_path / "v.nii.gz"
+        nii.write_bytes(b"")
+        list_inputs(nii, {"window": None})

@@ -1,0 +1,18 @@
+import pytest
+import torch
+
+from medpipe.errors import UserError
+from medpipe.losses.classification import build_loss
+
+
+def test_loss_follows_the_label_kind():
+    data = [{"label": 0}, {"label": 0}, {"label": 0}, {"label": 1}]
+    ce = build_loss("binary", data, "weighted_loss", 2)
+    assert isinstance(ce, torch.nn.CrossEntropyLoss) and ce.weight[1] > ce.weight[0]
+    assert build_loss("multiclass", data, "none", 3).weight is None
+    ml = build_loss("multilabel", [{"label": [1, 0]}, {"label": [0, 0]}], "weighted_loss", 2)
+    assert isinstance(ml, torch.nn.BCEWithLogitsLoss) and ml.pos_weight.tolist() == [1.0, 2.0]
+    with pytest.raises(UserError, match="--imbalance"):
+        build_loss("binary", data, "oversample")
+    with pytest.raises(UserError, match="segmentation"):
+        build_loss("segmentation", data)
