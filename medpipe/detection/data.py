@@ -178,7 +178,7 @@ def fold_data_yaml(dataset_dir: str | os.PathLike, fold: int, out_dir: str | os.
     yolo_dir = base / "yolo"
     if not (yolo_dir / "images").is_dir():
         raise DataError(f"{yolo_dir}/images: not found. The detection bundle reads the YOLO export that "
-                        f"`medpipe prepare` writes for datasets with boxes; re-run it (or pass --dataset_dir).")
+                        f"`medpipe prepare` writes for datasets with boxes; re-run prepare (or pass --dataset_dir).")
     dl = load_datalist(base)
     names = class_names(base)
     index = yolo_index(yolo_dir)
