@@ -109,15 +109,40 @@ def read_sidecar(ckpt_path: str | os.PathLike, bundle: str | None = None, what: 
 
 
 def load_settings(ckpt_path: str | os.PathLike, bundle: str | None = None) -> dict:
-    """The model-defining settings a checkpoint was trained with (what ``inference.json`` feeds on).
+    """The model-defining settings a checkpoint was trained with (what ``inference.json`` feeds on),
+    plus ``decision``: the decision thresholds its evaluation chose (empty before any evaluation).
 
     Example:
         In ``inference.json``::
 
             "trained": "$medpipe.bundle.checkpoint.load_settings(@ckpt_path, 'sich_cls')",
-            "image_size": "$@trained['image_size']"
+            "image_size": "$@trained['image_size']",
+            "threshold": "$@trained['decision'].get('threshold', 0.5)"
     """
-    return read_sidecar(ckpt_path, bundle)["settings"]
+    rec = read_sidecar(ckpt_path, bundle)
+    return {**rec["settings"], "decision": dict(rec.get("decision") or {})}
+
+
+def record_decision(ckpt_path: str | os.PathLike, decision: dict, dataset_dir=None, records: str = "val") -> bool:
+    """Store decision thresholds chosen by an evaluation (e.g. the segmenter's area threshold) with the checkpoint.
+
+    Only an evaluation of the run's own validation fold on its own dataset may set them: thresholds
+    chosen on a test set or an external dataset would leak it into every later result.
+
+    Returns:
+        True when the thresholds were stored.
+    """
+    from medpipe.utils.fs import write_json
+
+    rec = read_sidecar(ckpt_path, what="checkpoint")
+    trained_ds = (rec.get("dataset") or {}).get("dir")
+    if str(records) != "val" or (dataset_dir and trained_ds and
+                                 Path(dataset_dir).resolve() != Path(trained_ds).resolve()):
+        return False
+    rec["decision"] = {**(rec.get("decision") or {}), **_jsonable(decision),
+                       "chosen_on": f"validation fold {rec['settings'].get('fold')} of {trained_ds or 'the training dataset'}"}
+    write_json(sidecar_path(ckpt_path), rec, atomic=True)
+    return True
 
 
 def _same(a, b) -> bool:

@@ -41,8 +41,8 @@ def inference_network(bundle: str, ckpt_path: str, overrides: dict | None = None
 
     load_weights(net, str(ckpt_path), drop)
     net.eval()
-    size = int(trained["image_size"])
-    return net, [1, int(trained.get("in_channels", 1)), size, size]
+    h, w = trained.get("patch_size") or [trained["image_size"]] * 2
+    return net, [1, int(trained.get("in_channels", 1)), int(h), int(w)]
 
 
 def check_parity(bundle: str, ckpt_path: str, exported: str, fmt: str, overrides: dict | None = None,
@@ -108,8 +108,11 @@ def export(bundle: str, ckpt_path: str, fmt: str, output: str | None = None, ove
         return export_yolo_cli(str(ckpt), fmt, str(out), overrides)
     _, ov, facts = prepare_run("export", bundle, {**(overrides or {}), "ckpt_path": str(ckpt)})
     settings = facts["sidecar"]["settings"]
-    size = int(settings["image_size"])
-    shape = f"[1,{int(settings.get('in_channels', 1))},{size},{size}]"
+    # a segmenter is run patch by patch (sliding window): trace it at its patch size, and let the ONNX
+    # graph take any height and width (the network is fully convolutional)
+    seg = spec.task == "segmentation"
+    h, w = settings["patch_size"] if seg and settings.get("patch_size") else [settings["image_size"]] * 2
+    shape = f"[1,{int(settings.get('in_channels', 1))},{int(h)},{int(w)}]"
     ov.pop("ckpt_path", None)
     ov["ckpt_path"] = str(ckpt)
     if fmt == "torchscript":
@@ -117,7 +120,8 @@ def export(bundle: str, ckpt_path: str, fmt: str, output: str | None = None, ove
                             ["--filepath", str(out), "--ckpt_file", str(ckpt), "--use_trace", "True",
                              "--input_shape", shape])
     else:
-        kwargs = "{'input_names':['image'],'output_names':['pred'],'dynamic_axes':{'image':{0:'batch'},'pred':{0:'batch'}}}"
+        axes = "{0:'batch',2:'height',3:'width'}" if seg else "{0:'batch'}"
+        kwargs = f"{{'input_names':['image'],'output_names':['pred'],'dynamic_axes':{{'image':{axes},'pred':{axes}}}}}"
         cmd = monai_command("onnx_export", bundle, ov, ["inference.json"],
                             ["--filepath", str(out), "--ckpt_file", str(ckpt), "--input_shape", shape,
                              "--converter_kwargs", kwargs])

@@ -23,6 +23,10 @@ from medpipe.errors import UserError
 #: override keys holding paths: made absolute so they mean what the user meant from their own folder
 PATH_KEYS = {"dataset_dir", "output_dir", "ckpt_path", "input", "pretrained_path", "stats_path", "cls_predictions",
              "yolo_config_dir"}
+#: override keys naming files that must exist when given (a missing one is not silently ignored)
+MUST_EXIST = {"cls_predictions": "a slice classifier's predictions.csv (e.g. runs/sich_cls/predictions.csv after "
+                                 "`medpipe evaluate sich_cls`)",
+              "pretrained_path": "a local state_dict file"}
 #: config files of each action, in merge order
 ACTION_CONFIGS = {"train": ["train.json"], "evaluate": ["train.json", "evaluate.json"], "infer": ["inference.json"],
                   "export": ["inference.json"]}
@@ -138,6 +142,9 @@ def prepare_run(action: str, bundle: str, overrides: dict[str, str]) -> tuple[li
     raw = raw_config(files)
     O.check_keys(ov, raw, f"{bundle} {' + '.join(Path(f).name for f in files)}")
     values = {k: O.parse_value(v) for k, v in ov.items()}
+    for key, what in MUST_EXIST.items():
+        if values.get(key) not in (None, "None") and not Path(str(values[key])).is_file():
+            raise UserError(f"--{key} {values[key]}: no such file; give {what}, or leave --{key} out.")
     facts: dict = {}
     if action in ("evaluate", "infer", "export"):
         if "ckpt_path" not in values:

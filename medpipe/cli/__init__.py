@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import signal
 import sys
 import textwrap
 
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     from medpipe.utils.env import offline_env
 
     offline_env()
+    if argv is None and hasattr(signal, "SIGPIPE"):  # `medpipe ... | head` ends quietly, as shell tools do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     parser = build_parser()

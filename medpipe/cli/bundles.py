@@ -27,10 +27,35 @@ EXAMPLES = {
           medpipe export sich_seg --ckpt_path runs/sich_seg/models/model.pt --format torchscript --output model.ts
         """,
 }
+USAGE = {"train": "medpipe train [-h] [--dry-run] BUNDLE [--KEY VALUE ...]",
+         "evaluate": "medpipe evaluate [-h] [--dry-run] BUNDLE --ckpt_path P [--dataset_dir D] [--records R] "
+                     "[--output_dir O] [--KEY VALUE ...]",
+         "infer": "medpipe infer [-h] [--dry-run] BUNDLE --ckpt_path P --input PATH [--output_dir O] [--KEY VALUE ...]",
+         "export": "medpipe export [-h] [--dry-run] BUNDLE --ckpt_path P --format {torchscript,onnx} [--output PATH]"}
 HELP = {"train": "train a bundle (python -m monai.bundle run ... train.json)",
         "evaluate": "evaluate a checkpoint (train.json + evaluate.json)",
         "infer": "run inference on a folder of slices or a NIfTI volume (inference.json)",
         "export": "export to TorchScript or ONNX and check parity with the eager model"}
+
+
+class BundleHelp(argparse.Action):
+    """``-h/--help``: the command's usage, then (after a bundle name) that bundle's settings and docs."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        bundle = getattr(namespace, "bundle", None)
+        if bundle in BUNDLES:
+            from medpipe.bundle.helptext import settings_section
+            from medpipe.bundle.runner import repo_root
+
+            print()
+            print(settings_section(repo_root(), bundle, parser.prog.split()[-1]))
+        else:
+            print(f"\n`{parser.prog} BUNDLE --help` lists that bundle's settings with their defaults.")
+        parser.exit()
 
 
 def add_parsers(sub) -> None:
@@ -39,8 +64,11 @@ def add_parsers(sub) -> None:
     for name, helptext in HELP.items():
         pb = sub.add_parser(name, help=helptext, description=helptext + ". Any --KEY VALUE is passed on as a "
                             "bundle config override; the monai.bundle command is printed before it runs.",
-                            epilog=epilog(EXAMPLES[name]), formatter_class=argparse.RawDescriptionHelpFormatter)
-        pb.add_argument("bundle", choices=tuple(BUNDLES), help="bundle name")
+                            epilog=epilog(EXAMPLES[name]), formatter_class=argparse.RawDescriptionHelpFormatter,
+                            add_help=False, usage=USAGE[name])
+        pb.add_argument("-h", "--help", action=BundleHelp, help="show this help (with a BUNDLE: its settings) and exit")
+        pb.add_argument("bundle", choices=tuple(BUNDLES), help="bundle name: " + ", ".join(
+            f"{n} ({s.title})" for n, s in BUNDLES.items()))
         if name in ("evaluate", "infer", "export"):
             pb.add_argument("--ckpt_path", required=name != "evaluate", help="checkpoint (models/model.pt)")
         if name == "infer":

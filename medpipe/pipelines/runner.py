@@ -235,7 +235,10 @@ class PipelineRunner:
         print("  $ " + " ".join(shown), flush=True)
         if self.dry_run:
             return
-        rc = subprocess.call(cmd)
+        if cmd[3] in WARM_COMMANDS and hasattr(os, "fork") and self.python == sys.executable:
+            rc = warm_fork_call(cmd[3:])
+        else:
+            rc = subprocess.call(cmd)
         if rc != 0:
             raise StepFailed(f"`{' '.join(shown)}` exited with status {rc}")
 
@@ -367,6 +370,54 @@ class PipelineRunner:
 
     def _step(self, sid: str) -> Step:
         return next(s for s in self.p.steps if s.id == sid)
+
+
+#: medpipe commands that import torch and MONAI: run as forks of this (warmed) process
+WARM_COMMANDS = ("train", "evaluate", "infer", "export")
+_WARM: list[bool] = []
+
+
+def warm_fork_call(args: list[str]) -> int:
+    """Run ``medpipe ARGS`` in a forked child of this process, after importing torch and MONAI here once.
+
+    The command runs exactly as ``python -m medpipe ARGS`` would (its own process, output and exit
+    status), without paying the 10-15 s it takes to import MONAI for every step. Nothing heavy runs in
+    this process (no tensor op, no threads), so forking after the imports is safe; ultralytics is
+    left to the children (its import changes thread settings).
+    """
+    if not _WARM:
+        import ignite  # noqa: F401
+        import monai.bundle.scripts  # noqa: F401
+        import torch  # noqa: F401
+
+        import medpipe.bundle.runner  # noqa: F401
+        _WARM.append(True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: the command, then exit without returning into the runner
+        code = 1
+        try:
+            from medpipe.cli import main
+
+            code = main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:  # noqa: BLE001 - report and exit like an interpreter would
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code if isinstance(code, int) else 1)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return os.waitstatus_to_exitcode(status)
+        except KeyboardInterrupt:  # the child got the same Ctrl-C: wait for it to stop, then stop too
+            os.waitpid(pid, 0)
+            raise
 
 
 class StepFailed(RuntimeError):

@@ -286,3 +286,50 @@ def test_classifier_bundle_learns_any_label_kind_from_the_datalist(other_label_k
     expect = {"p_none", "p_small", "p_large", "label"} if kind == "multiclass" else \
         {"p_phe", "pred_left", "label_upper"}
     assert expect <= set(cols)
+
+
+def _readme_snippet(name: str) -> str:
+    text = (REPO / "bundles" / name / "docs/README.md").read_text()
+    section = text[text.index("## Use the exported model"):]
+    section = section[:section.index("\n## ", 5)]
+    blocks = section.split("```python\n")[1:]
+    assert len(blocks) == 1, f"{name}: one python block expected in 'Use the exported model'"
+    return blocks[0].split("```")[0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_readme_shows_how_to_use_the_exported_model(trained_bundle, tiny_phe, tmp_path, name):
+    """The README's few lines (onnxruntime / TorchScript / ultralytics) run on an exported model and give
+    what the bundle's own inference gives for the same slice."""
+    import numpy as np
+
+    run = trained_bundle(name)
+    ckpt = str(run / "models/model.pt")
+    for fmt in ("onnx", "torchscript"):
+        run_bundle(["medpipe", "export", name, "--ckpt_path", ckpt, "--format", fmt, *BUNDLE_ROWS[name]["runtime"]])
+    slice_png = sorted((tiny_phe / "images").glob("*.png"))[4]
+    code = _readme_snippet(name)
+    code = code.replace(f'RUN = "runs/{name}"', f"RUN = {str(run)!r}")
+    code = code.replace('SLICE = "data/phe-sich/images/0001_04.png"', f"SLICE = {str(slice_png)!r}")
+    assert str(run) in code and str(slice_png) in code, "the snippet's RUN/SLICE lines changed"
+    out = tmp_path / "infer"
+    run_bundle(["medpipe", "infer", name, "--ckpt_path", ckpt, "--input", str(slice_png), "--output_dir", str(out),
+                *_runtime(name)])
+    env: dict = {}
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(code, f"bundles/{name}/docs/README.md", "exec"), env)
+    finally:
+        os.chdir(cwd)
+    if name == "sich_cls":
+        bundle_p = float(next(csv.DictReader(open(out / "predictions.csv")))["probability"])
+        assert env["prob"][0, -1] == pytest.approx(bundle_p, abs=1e-4)
+        assert np.abs(env["logits_ts"] - env["logits"]).max() <= 1e-4
+    elif name == "sich_seg":
+        from PIL import Image
+
+        bundle_mask = np.asarray(Image.open(out / "masks" / slice_png.name)) > 0
+        assert (env["mask"].astype(bool) == bundle_mask).mean() >= 0.999
+    else:
+        assert env["boxes"].ndim == 2 and env["boxes"].shape[1] == 4
