@@ -196,8 +196,6 @@ def execute(cmd: list[str]) -> None:
     process) means a user error inside the workflow reaches the CLI as one paragraph, killing the
     command kills the work, and torch/MONAI are imported once.
     """
-    import warnings
-
     from monai.bundle import scripts
 
     from medpipe.bundle.overrides import parse_value
@@ -215,10 +213,9 @@ def execute(cmd: list[str]) -> None:
             args.append(rest[i])
             i += 1
     offline_env()
-    # the configs are this checkout's own: MONAI's warning about running untrusted configs, and its
-    # note on the model-zoo schema's optional_packages_version key, say nothing to act on here
-    warnings.filterwarnings("ignore", message=r"parsing config_file ", category=UserWarning)
-    warnings.filterwarnings("ignore", message=r"Detected deprecated name 'optional_packages_version'")
+    from medpipe.utils.logs import quiet_third_party
+
+    quiet_third_party()
     cwd = os.getcwd()
     os.chdir(repo_root())
     try:

@@ -31,11 +31,16 @@ __all__ = ["YoloEvaluator", "pick_examples"]
 
 
 def pick_examples(slices: list[dict], n: int) -> list[tuple[str, int]]:
-    """Up to ``n`` (outcome, slice index) pairs, round-robin over TP, FP, FN, TN (most confident mistakes first).
+    """Up to ``n`` (outcome, slice index) pairs, round-robin over TP, FP, FN, TN (most confident mistakes first),
+    each from a patient not shown yet while the group has one (rows without ``patient`` count as distinct).
 
     Example:
         >>> pick_examples([{"prediction": 1, "label": 0, "probability": 0.6}], 2)
         [('FP', 0)]
+        >>> rows = [{"patient": p, "prediction": 1, "label": 1, "probability": q}
+        ...         for p, q in (("a", 0.9), ("a", 0.8), ("b", 0.7))]
+        >>> pick_examples(rows, 2)  # not the two most confident: adjacent slices of one patient
+        [('TP', 0), ('TP', 2)]
     """
     groups: dict[str, list[int]] = {"TP": [], "FP": [], "FN": [], "TN": []}
     for i, r in enumerate(slices):
@@ -45,11 +50,20 @@ def pick_examples(slices: list[dict], n: int) -> list[tuple[str, int]]:
     groups["FP"].sort(key=lambda i: -slices[i]["probability"])
     groups["FN"].sort(key=lambda i: slices[i]["probability"])
     groups["TN"].sort(key=lambda i: -slices[i]["probability"])
+
+    def patient(i: int):
+        p = slices[i].get("patient")
+        return ("row", i) if p in (None, "") else p
+
     picked: list[tuple[str, int]] = []
+    shown: set = set()
     while len(picked) < n and any(groups.values()):
         for k in ("TP", "FP", "FN", "TN"):
             if groups[k] and len(picked) < n:
-                picked.append((k, groups[k].pop(0)))
+                i = next((i for i in groups[k] if patient(i) not in shown), groups[k][0])
+                groups[k].remove(i)
+                picked.append((k, i))
+                shown.add(patient(i))
     return picked
 
 
@@ -154,7 +168,7 @@ class YoloEvaluator:
         hist = (self.run_dir or self.output_dir) / "history.json"
         if hist.exists():
             h = json.loads(hist.read_text())
-            plot_curves({k: v for k, v in h.items() if k not in ("epoch", "lr")}, ev / "training_curves.png",
+            plot_curves({k: v for k, v in h.items() if k != "epoch"}, ev / "training_curves.png",
                         title="YOLOv8 training")
         log.info("evaluation (records %s, fold %d, %d slices): mAP50 %.4f, mAP50-95 %.4f, box P %.4f, R %.4f; slice level at "
                  "conf %.2f: recall %.4f, precision %.4f, specificity %.4f, f1 %.4f", self.records, self.fold,

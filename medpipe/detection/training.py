@@ -1,8 +1,11 @@
 """Training: :class:`YoloTrainer` (ultralytics' trainer, medpipe's outputs) and ultralytics' results.csv as a history.
 
 Ultralytics (AGPL-3.0) is used as a library: its ``YOLO`` object trains; this module resumes an
-interrupted run, mirrors each epoch's ``results.csv`` row to TensorBoard and ``history.json``, and
-leaves medpipe's checkpoint files (``models/model.pt``, ``model_state_dict.pt``, ``model.yaml``).
+interrupted run, mirrors each epoch's ``results.csv`` row to TensorBoard (:data:`TB_TAGS`: the
+``train/...``, ``val/...`` names of the MONAI-engine bundles) and ``history.json``, draws the
+current model's boxes on a few fixed validation slices after each epoch (TensorBoard
+``val/overlays``), and leaves medpipe's checkpoint files (``models/model.pt``,
+``model_state_dict.pt``, ``model.yaml``).
 The number of classes and their names come from the data.yaml (:func:`medpipe.detection.data.fold_data_yaml`).
 
 Grayscale input: the prepared slices are 8-bit single-channel PNGs, which ultralytics decodes as
@@ -26,10 +29,11 @@ import numpy as np
 from medpipe.detection.env import prepare_ultralytics_env, ul_device
 from medpipe.detection.network import check_model_arg, load_yolo
 from medpipe.utils.fs import atomic_write_text
+from medpipe.utils.logs import duration, sig
 
 log = logging.getLogger("medpipe")
 
-__all__ = ["YoloTrainer", "read_results_csv", "RESULTS_COLUMNS"]
+__all__ = ["YoloTrainer", "read_results_csv", "RESULTS_COLUMNS", "TB_TAGS", "OVERLAY_TAG", "decode_boxes"]
 
 #: ultralytics results.csv column -> medpipe history key
 RESULTS_COLUMNS = {
@@ -38,6 +42,14 @@ RESULTS_COLUMNS = {
     "metrics/precision(B)": "precision", "metrics/recall(B)": "recall",
     "metrics/mAP50(B)": "map50", "metrics/mAP50-95(B)": "map50_95", "lr/pg0": "lr",
 }
+#: medpipe history key -> TensorBoard tag (the scheme of :mod:`medpipe.handlers.tensorboard`)
+TB_TAGS = {
+    "box_loss": "train/box_loss", "cls_loss": "train/cls_loss", "dfl_loss": "train/dfl_loss", "lr": "train/lr",
+    "val_box_loss": "val/box_loss", "val_cls_loss": "val/cls_loss", "val_dfl_loss": "val/dfl_loss",
+    "precision": "val/precision", "recall": "val/recall", "map50": "val/map50", "map50_95": "val/map50_95",
+}
+#: the image tag of the per-epoch overlay grid (as the MONAI-engine bundles')
+OVERLAY_TAG = "val/overlays"
 
 
 def read_results_csv(path: str | os.PathLike) -> dict[str, list]:
@@ -88,6 +100,11 @@ class YoloTrainer:
         time_limit_s: stop after this many seconds (ultralytics' ``time``), None for no limit.
         args: further ultralytics train arguments (``{"mosaic": 0.0, "lr0": 0.005}``); they win.
         config_dir: see :func:`medpipe.detection.env.prepare_ultralytics_env`.
+        overlay_records: validation records (``image``, ``patient``, ``slice``, ``boxes`` in pixels)
+            from which a few fixed slices are drawn with the current model's boxes after each epoch
+            (TensorBoard ``val/overlays``; :func:`medpipe.visualization.overlays.pick_slices`); None: no overlays.
+        overlay_conf: confidence of the boxes drawn.
+        n_overlays: how many slices.
 
     Example:
         >>> YoloTrainer(fold_data_yaml("data/phe-sich", 0, "runs/d/data"), "runs/d", max_epochs=5).run()  # doctest: +SKIP
@@ -96,7 +113,8 @@ class YoloTrainer:
     def __init__(self, data: str, output_dir: str, model: str = "yolov8n.yaml", image_size: int = 512,
                  max_epochs: int = 100, batch_size: int = 16, patience: int = 20, device="cpu", seed: int = 12345,
                  workers: int = 2, amp: bool = False, resume: bool = True, time_limit_s: float | None = None,
-                 args: dict | None = None, config_dir: str | None = None) -> None:
+                 args: dict | None = None, config_dir: str | None = None,
+                 overlay_records: list[dict] | None = None, overlay_conf: float = 0.25, n_overlays: int = 4) -> None:
         self.data, self.output_dir = str(data), Path(output_dir).expanduser().absolute()
         self.model = check_model_arg(model)
         self.image_size, self.max_epochs, self.batch_size = int(image_size), int(max_epochs), int(batch_size)
@@ -108,6 +126,9 @@ class YoloTrainer:
         self._tb_done = 0
         self._t0 = 0.0
         self._first_epoch = 0
+        self.overlay_records, self.overlay_conf, self.n_overlays = overlay_records, float(overlay_conf), int(n_overlays)
+        self._picked: list[dict] | None = None
+        self._overlays_failed = False
 
     @property
     def run_dir(self) -> Path:
@@ -140,10 +161,13 @@ class YoloTrainer:
         i = len(hist["epoch"]) - 1
         if i < 0:
             return
-        parts = [f"{k} {hist[k][i]:.4f}" for k in ("box_loss", "cls_loss", "dfl_loss", "precision", "recall", "map50",
-                                                    "map50_95") if hist.get(k) and hist[k][i] is not None]
-        log.info("epoch %d/%d: %s (%.0f s elapsed, ETA %.0f s)", e, total, ", ".join(parts), el,
-                 (total - e) * el / done)
+        self._write_overlays(trainer, hist["epoch"][i])
+        parts = [f"{k} {sig(hist[k][i])}" for k in ("box_loss", "cls_loss", "dfl_loss", "precision", "recall", "map50",
+                                                     "map50_95") if hist.get(k) and hist[k][i] is not None]
+        # ultralytics writes best.pt when this epoch's fitness is the best so far
+        best = trainer.fitness is not None and trainer.best_fitness == trainer.fitness
+        log.info("epoch %d/%d: %s%s (%s elapsed, ETA %s)", e, total, ", ".join(parts), ", new best" if best else "",
+                 duration(el), duration((total - e) * el / done))
 
     def _write_history(self, hist: dict) -> None:
         if not hist["epoch"]:
@@ -158,9 +182,59 @@ class YoloTrainer:
                 continue
             for k, vals in hist.items():
                 if k != "epoch" and vals[i] is not None:
-                    self._writer.add_scalar(f"epoch/{k}", vals[i], e)
+                    self._writer.add_scalar(TB_TAGS.get(k, f"val/{k}"), vals[i], e)
             self._tb_done = e
         self._writer.flush()
+
+    def _write_overlays(self, trainer, epoch: int) -> None:
+        """``val/overlays`` at ``epoch``: the fixed slices with true (green) and predicted (red) boxes."""
+        if not self.overlay_records or self._overlays_failed or self._writer is None:
+            return
+        try:
+            grid = self._render_overlays(trainer)
+        except Exception as e:  # noqa: BLE001 - a picture must never stop a training
+            self._overlays_failed = True
+            log.warning("TensorBoard overlays disabled for this run: %s: %s", type(e).__name__, e)
+            return
+        self._writer.add_image(OVERLAY_TAG, grid, epoch, dataformats="HWC")
+        self._writer.flush()
+
+    def _render_overlays(self, trainer) -> np.ndarray:
+        import torch
+        from PIL import Image
+
+        from medpipe.visualization.overlays import boxes_tile, pick_slices, tile_grid
+
+        if self._picked is None:
+            self._picked = [dict(r) for r in pick_slices(self.overlay_records, self.n_overlays)]
+            for r in self._picked:
+                with Image.open(r["image"]) as im:
+                    r["_gray"] = np.asarray(im.convert("L"))
+        # the weights ultralytics validates and saves: the EMA
+        model = getattr(getattr(trainer, "ema", None), "ema", None)
+        model = trainer.model if model is None else model
+        model = getattr(model, "module", model)
+        p = next(model.parameters())
+        size = int(trainer.args.imgsz)
+        x, frames = zip(*(_letterbox(r["_gray"], size) for r in self._picked))
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                out = model(torch.stack(x).to(device=p.device, dtype=p.dtype))
+        finally:
+            model.train(was_training)
+        preds = decode_boxes(out, self.overlay_conf, nc=int(getattr(model, "nc", 0) or 0) or None)
+        tiles = []
+        for r, (boxes, scores), (scale, left, top) in zip(self._picked, preds, frames):
+            h, w = r["_gray"].shape
+            boxes = boxes.copy()
+            boxes[:, [0, 2]] = ((boxes[:, [0, 2]] - left) / scale).clip(0, w)
+            boxes[:, [1, 3]] = ((boxes[:, [1, 3]] - top) / scale).clip(0, h)
+            cap = f"{r.get('patient', '?')}/{int(r.get('slice', 0) or 0):02d}  {len(r.get('boxes') or [])} true, " \
+                  f"{len(boxes)} predicted"
+            tiles.append(boxes_tile(r["_gray"], r.get("boxes") or [], boxes, scores.tolist(), caption=cap))
+        return tile_grid(tiles, ncols=len(tiles))
 
     def run(self) -> dict:
         """Train; return a summary (epochs, best epoch, final metrics, paths)."""
@@ -224,15 +298,62 @@ class YoloTrainer:
             plot_curves({k: v for k, v in hist.items() if k not in ("epoch", "lr")},
                         self.output_dir / "eval" / "training_curves.png", title="YOLOv8 training")
         fit = [0.1 * (a or 0.0) + 0.9 * (b or 0.0) for a, b in zip(hist.get("map50", []), hist.get("map50_95", []))]
-        best_i = int(np.argmax(fit)) if fit else None
+        # the last of equally fit epochs: ultralytics rewrites best.pt when an epoch ties the best fitness
+        best_i = max(range(len(fit)), key=lambda i: (fit[i], i)) if fit else None
         summary = {"epochs": len(hist["epoch"]), "best_epoch": hist["epoch"][best_i] if best_i is not None else None,
                    "checkpoint": str(models / "model.pt"),
                    **({k: hist[k][best_i] for k in ("map50", "map50_95", "precision", "recall")}
                       if best_i is not None else {})}
         log.info("training done: %d epochs; best epoch %s (mAP50 %s, mAP50-95 %s); wrote %s", summary["epochs"],
-                 summary["best_epoch"], _f(summary.get("map50")), _f(summary.get("map50_95")), models / "model.pt")
+                 summary["best_epoch"], sig(summary.get("map50")), sig(summary.get("map50_95")), models / "model.pt")
         return summary
 
 
-def _f(v) -> str:
-    return "n/a" if v is None else f"{v:.4f}"
+def _letterbox(gray: np.ndarray, size: int):
+    """A gray slice as the detector's input: 3 channels in [0, 1], resized to fit ``size`` x ``size`` with
+    its aspect ratio kept and padded with ultralytics' gray (114); returns ``(tensor, (scale, left, top))``."""
+    import torch
+
+    h, w = gray.shape
+    scale = min(size / h, size / w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    t = torch.from_numpy(np.array(gray, dtype=np.float32))[None, None] / 255.0
+    if (nh, nw) != (h, w):
+        t = torch.nn.functional.interpolate(t, size=(nh, nw), mode="bilinear", align_corners=False)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out = torch.full((1, 1, size, size), 114.0 / 255.0)
+    out[..., top:top + nh, left:left + nw] = t
+    return out[0].expand(3, -1, -1), (scale, left, top)
+
+
+def decode_boxes(out, conf: float = 0.25, iou: float = 0.7, max_det: int = 20, nc: int | None = None):
+    """Boxes per image from a YOLO detection model's eval output: ``[(xyxy (N, 4), scores (N,)), ...]``.
+
+    ``out`` is the decoded head tensor ``(B, 4 + classes, anchors)`` (centre x, centre y, width,
+    height in input pixels, then class scores), possibly inside a tuple, or an end-to-end model's
+    ``(B, N, 6)`` (x0, y0, x1, y1, score, class). Boxes under ``conf`` are dropped, then class-wise
+    non-maximum suppression at ``iou`` keeps at most ``max_det`` per image.
+    """
+    import torch
+    from torchvision.ops import batched_nms
+
+    while isinstance(out, (list, tuple)):
+        out = out[0]
+    out = out.detach().float().cpu()
+    res = []
+    end2end = out.shape[-1] == 6 and (nc is None or out.shape[1] != 4 + nc)
+    for o in out:
+        if end2end:
+            boxes, scores, cls = o[:, :4], o[:, 4], o[:, 5].long()
+        else:
+            xywh, cls_scores = o[:4].T, o[4:].T
+            scores, cls = cls_scores.max(1)
+            boxes = torch.cat([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1)
+        keep = scores >= conf
+        boxes, scores, cls = boxes[keep], scores[keep], cls[keep]
+        if not end2end and len(boxes):
+            keep = batched_nms(boxes, scores, cls, iou)[:max_det]
+            boxes, scores = boxes[keep], scores[keep]
+        order = scores.argsort(descending=True)[:max_det]
+        res.append((boxes[order].numpy().astype(np.float64), scores[order].numpy().astype(np.float64)))
+    return res

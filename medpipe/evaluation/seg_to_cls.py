@@ -137,7 +137,8 @@ def evaluate_seg_to_cls(rows: Sequence[Mapping], threshold_rows: Sequence[Mappin
             ``recall`` or ``specificity``); ties go to the smallest ``A``.
         out_dir: when given, writes ``seg_to_cls_metrics.json``, ``seg_to_cls_sweep.csv``,
             ``seg_to_cls_sweep.png`` and ``seg_to_cls_predictions.csv`` (patient, slice, pred_area,
-            prediction, label) there.
+            prediction, label, area_threshold: the ``A`` that decided the row -- when cross-fitted,
+            the one chosen on the other half of the patients) there.
         class_names: names of label 0 and 1 in ``per_class``.
 
     Returns:
@@ -205,10 +206,18 @@ def evaluate_seg_to_cls(rows: Sequence[Mapping], threshold_rows: Sequence[Mappin
         plot_threshold_sweep(sweep, area_threshold, out / "seg_to_cls_sweep.png", x_key="area",
                              title="Slice classification by predicted area: sweep on "
                                    + ("the threshold rows" if threshold_rows is not None else "all rows"))
-        pred_rows = [{**r, "prediction": int(p)} for r, p in zip(rows, predictions)]
+        pred_rows = [{**r, "prediction": int(p), "area_threshold": _plain(a)}
+                     for r, p, a in zip(rows, predictions, applied)]
         atomic_write_text(out / "seg_to_cls_predictions.csv",
-                          _csv_text(["patient", "slice", "pred_area", "prediction", "label"], pred_rows))
+                          _csv_text(["patient", "slice", "pred_area", "prediction", "label", "area_threshold"],
+                                    pred_rows))
     return result
+
+
+def _plain(v):
+    """An area threshold as written: ``12`` rather than ``12.0`` when it is whole."""
+    v = float(v)
+    return int(v) if v.is_integer() else v
 
 
 def _fmt(v) -> str:

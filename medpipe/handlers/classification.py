@@ -173,7 +173,7 @@ class PredictionWriter(_Collector):
     def __init__(self, output_dir: str, kind: str = "binary", class_names=("negative", "positive"),
                  threshold: float = 0.5) -> None:
         super().__init__()
-        self.output_dir, self.kind, self.class_names, self.threshold = Path(output_dir), kind, list(class_names), threshold
+        self.output_dir, self.kind, self.class_names, self.threshold = Path(output_dir).absolute(), kind, list(class_names), threshold
 
     def _done(self, engine: Engine) -> None:
         path = write_predictions_csv(self.rows, self.output_dir / "predictions.csv", self.kind, self.class_names,
@@ -217,7 +217,7 @@ class ClassificationReport(_Collector):
                  threshold: float = 0.5, gradcam_layer: str | None = None, n_gradcam: int = 2, transform=None,
                  device="cpu", run_dir: str | None = None, extra: dict | None = None) -> None:
         super().__init__()
-        self.output_dir = Path(output_dir)
+        self.output_dir = Path(output_dir).expanduser().absolute()
         self.run_dir = Path(run_dir) if run_dir else self.output_dir
         self.network, self.kind, self.class_names, self.threshold = network, kind, list(class_names), threshold
         self.gradcam_layer, self.n_gradcam, self.transform, self.device = gradcam_layer, n_gradcam, transform, device
@@ -252,7 +252,7 @@ class ClassificationReport(_Collector):
         keys = ("auroc_mean", "auprc_mean", "f1_macro", "f1_micro") if self.kind == "multilabel" else \
             ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "specificity", "auroc")
         log.info("evaluation (%s, n=%d): %s", self.kind, len(rows),
-                 ", ".join(f"{k} {m[k]:.3f}" for k in keys if isinstance(m.get(k), (int, float))))
+                 ", ".join(f"{k} {m[k]:.4g}" for k in keys if isinstance(m.get(k), (int, float))))
         log.info("wrote %s", ev)
 
     def _plots(self, m: dict, y: np.ndarray, s: np.ndarray, ev: Path, n: int) -> None:
@@ -310,6 +310,35 @@ class ClassificationReport(_Collector):
             return k, "correct" if k == r["label"] else "wrong"
         return k, "hit" if r["label"][k] else "miss"
 
+    def _gradcam_examples(self, rows) -> dict[str, list]:
+        """``{outcome: [(row, class index), ...]}``: up to ``n_gradcam`` of the most confident rows of each
+        outcome, one per patient within an outcome and, while possible, patients not shown in another
+        outcome (smaller groups, usually the mistakes, choose first). Rows without a patient are distinct.
+        """
+        def patient(r):
+            p = r.get("patient")
+            return ("row", id(r)) if p in (None, "") else p
+
+        confident = sorted(rows, key=lambda r: -float(np.max(np.abs(np.asarray(r["scores"]) - 0.5))))
+        candidates: dict[str, list] = {}
+        for r in confident:
+            idx, key = self._target(r)
+            candidates.setdefault(key, []).append((r, idx))
+        order = sorted(candidates, key=lambda k: (len(candidates[k]), k))
+        groups: dict[str, list] = {k: [] for k in order}
+        shown: set = set()
+        for _ in range(self.n_gradcam):
+            for key in order:
+                own = {patient(r) for r, _ in groups[key]}
+                free = [i for i, c in enumerate(candidates[key]) if patient(c[0]) not in own]
+                if not free:
+                    continue
+                pick = candidates[key].pop(next((i for i in free if patient(candidates[key][i][0]) not in shown),
+                                                free[0]))
+                groups[key].append(pick)
+                shown.add(patient(pick[0]))
+        return {k: v for k, v in groups.items() if v}
+
     def _gradcam(self, rows, out: Path) -> None:
         from monai.visualize import GradCAM
 
@@ -318,33 +347,36 @@ class ClassificationReport(_Collector):
         if out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True)
-        groups: dict[str, list] = {}
-        used_patients: dict[str, set] = {}
-        confident = sorted(rows, key=lambda r: -float(np.max(np.abs(np.asarray(r["scores"]) - 0.5))))
-        for r in confident:  # the most confident examples of each outcome, one per patient
-            idx, key = self._target(r)
-            pats = used_patients.setdefault(key, set())
-            if len(groups.setdefault(key, [])) < self.n_gradcam and r.get("patient") not in pats:
-                groups[key].append((r, idx))
-                pats.add(r.get("patient"))
+        groups = self._gradcam_examples(rows)
         net = self.network.module if isinstance(self.network, torch.nn.parallel.DistributedDataParallel) else self.network
         was_training = net.training
         net.eval()
-        # MONAI's default normalizer maps (min, max) to (1, 0), i.e. flips the map; keep the
-        # usual orientation (high = evidence for the explained class)
-        cam = GradCAM(nn_module=net, target_layers=self.gradcam_layer, postprocessing=minmax_per_sample)
+        # MONAI's default normalizer maps (min, max) to (1, 0), i.e. flips the map; here the raw
+        # (ReLU'd) maps are kept and drawn on one scale per explained class: the strongest map among
+        # the examples is 1. Stretching each map on its own turned faint evidence on confident
+        # negatives into a bright blob; a flat map (no evidence anywhere) is said in the title.
+        cam = GradCAM(nn_module=net, target_layers=self.gradcam_layer, postprocessing=lambda m: m)
+        drawn = []
         for key, rs in groups.items():
             for r, idx in rs:
                 item = self.transform({"image": r["image"]}) if self.transform else {"image": r["image"]}
                 x = torch.as_tensor(np.asarray(item["image"]), dtype=torch.float32)[None].to(self.device)
-                heat = cam(x, class_idx=idx)[0, 0].detach().cpu().numpy()
-                cls = self.class_names[idx] if idx < len(self.class_names) else str(idx)
-                truth = r["label"] if self.kind != "multilabel" else \
-                    "+".join(c for c, v in zip(self.class_names, r["label"]) if v) or "none"
-                if self.kind != "multilabel":
-                    truth = self.class_names[truth] if isinstance(truth, int) and truth < len(self.class_names) else truth
-                name = f"{key}_{r.get('patient', 'x')}_{int(r.get('slice', 0) or 0):02d}.png"
-                overlay_heatmap(x[0, 0].cpu().numpy(), heat, out / name,
-                                title=f"{key}: p({cls}) = {float(np.asarray(r['scores'])[idx]):.2f}, true: {truth} "
-                                      f"(Grad-CAM for {cls}, {self.gradcam_layer})")
+                raw = cam(x, class_idx=idx).detach()[0, 0].cpu().numpy()
+                drawn.append((key, r, idx, x[0, 0].cpu().numpy(), raw))
+        top: dict[int, float] = {}
+        for _, _, idx, _, raw in drawn:
+            top[idx] = max(top.get(idx, 0.0), float(raw.max()))
+        for key, r, idx, img, raw in drawn:
+            cls = self.class_names[idx] if idx < len(self.class_names) else str(idx)
+            truth = r["label"] if self.kind != "multilabel" else \
+                "+".join(c for c, v in zip(self.class_names, r["label"]) if v) or "none"
+            if self.kind != "multilabel":
+                truth = self.class_names[truth] if isinstance(truth, int) and truth < len(self.class_names) else truth
+            flat = float(raw.max() - raw.min()) <= 1e-8 * max(1.0, float(np.abs(raw).max()))
+            name = f"{key}_{r.get('patient', 'x')}_{int(r.get('slice', 0) or 0):02d}.png"
+            overlay_heatmap(img, raw, out / name, value_range=(0.0, top[idx]),
+                            label=f"Grad-CAM for {cls} (1 = strongest of these examples)",
+                            title=f"{key}: p({cls}) = {float(np.asarray(r['scores'])[idx]):.2f}, true: {truth} "
+                                  f"(Grad-CAM for {cls}, {self.gradcam_layer})"
+                                  + (f"\nflat map: no evidence for {cls} anywhere" if flat else ""))
         net.train(was_training)

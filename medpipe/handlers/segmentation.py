@@ -26,11 +26,6 @@ from medpipe.utils.fs import write_csv_atomic, write_json
 log = logging.getLogger("medpipe")
 
 
-def foreground_of(output) -> list:
-    """``output_transform`` for TensorBoard: the foreground channel of each item's prediction."""
-    return [o["pred"][1:2] if o["pred"].shape[0] > 1 else o["pred"] for o in output]
-
-
 def native_prediction(prob, size) -> np.ndarray:
     """Argmax label map of class probabilities ``(C, h, w)``, resized (bilinear on probabilities) to ``size``."""
     p = torch.as_tensor(prob).detach().float()
@@ -81,19 +76,36 @@ class GlobalDice(Metric):
         return 1.0 if den == 0 else 2.0 * tp / den
 
 
+#: overlay example groups: (name, file prefix, slice test on (target_area, pred_area), rank key: higher first).
+#: Slice-level outcome by "any predicted pixel"; ``TP`` shows the clearest lesions, ``TP-low`` the poorest
+#: overlaps among detected lesions (also prefixed ``TP_``).
+OVERLAY_GROUPS = (
+    ("TP", "TP", lambda t, p: t > 0 and p > 0, lambda r: r["target_area"]),
+    ("FP", "FP", lambda t, p: t == 0 and p > 0, lambda r: r["pred_area"]),
+    ("FN", "FN", lambda t, p: t > 0 and p == 0, lambda r: r["target_area"]),
+    ("TP-low", "TP", lambda t, p: t > 0 and p > 0, lambda r: -(r["dice"] or 0.0)),
+)
+
+
 class SegmentationReport:
     """Evaluation outputs of a binary segmentation model, plus the segmentation-derived slice classifier.
 
     Writes under ``output_dir``: ``eval/metrics.json`` (``dice``, ``iou``, ``sensitivity``,
     ``specificity``, ``dice_per_case_mean``, ``pixel_confusion``, ...), ``predictions.csv`` (one row
-    per slice), ``eval/pixel_confusion.png``, ``eval/overlays/*.png`` (true contour green, predicted
-    red), ``eval/training_curves.png``, and the seg->cls files (``eval/seg_to_cls_*``); when
+    per slice: patient, slice, image, pred_area, target_area, dice, label, and the slice's pixel
+    counts tp, fp, fn, from which per-patient bootstrap intervals of the global metrics are
+    computed), ``eval/pixel_confusion.png``, ``eval/overlays/*.png`` (true contour green, predicted
+    red; see :data:`OVERLAY_GROUPS`), ``eval/training_curves.png``, and the seg->cls files
+    (``eval/seg_to_cls_*``); when
     ``cls_predictions`` points at a sich_cls ``predictions.csv``, ``eval/slice_classifiers.md`` with
     both classifiers side by side on the common slices.
 
     Args:
         output_dir: where the outputs go.
-        n_overlays: sample slices drawn (largest true lesions first, then false positives).
+        n_overlays: sample slices drawn: round-robin over :data:`OVERLAY_GROUPS` (true positives,
+            false positives on empty slices, missed lesions, the poorest overlaps), each from a patient
+            not drawn yet while there are such patients; file names start with the outcome
+            (``TP_``, ``FP_``, ``FN_``) so that the report can spread its picks over them.
         cls_predictions: optional path of a slice classifier's predictions.csv to compare with.
         class_names: the mask's class names (background first), from the checkpoint's settings; the
             segmentation-derived slice classifier calls its classes ``no_<fg>`` and ``<fg>``.
@@ -104,7 +116,7 @@ class SegmentationReport:
     def __init__(self, output_dir: str, n_overlays: int = 8, cls_predictions: str | None = None,
                  class_names=("background", "foreground"), run_dir: str | None = None,
                  extra: dict | None = None) -> None:
-        self.output_dir = Path(output_dir)
+        self.output_dir = Path(output_dir).expanduser().absolute()
         self.run_dir = Path(run_dir) if run_dir else self.output_dir
         self.n_overlays = n_overlays
         self.cls_predictions = cls_predictions
@@ -114,7 +126,7 @@ class SegmentationReport:
         self.extra = extra or {}
         self.rows: list[dict] = []
         self._counter = None
-        self._samples: list[dict] = []
+        self._samples: dict[str, dict] = {}
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self._start)
@@ -125,7 +137,7 @@ class SegmentationReport:
         from medpipe.metrics.segmentation import PixelCounter
 
         self._counter = PixelCounter()
-        self.rows, self._samples = [], []
+        self.rows, self._samples = [], {g[0]: {} for g in OVERLAY_GROUPS}
 
     def _collect(self, engine: Engine) -> None:
         from medpipe.transforms.io import load_gray
@@ -139,13 +151,40 @@ class SegmentationReport:
             row = {"patient": _meta_str(it.get("patient")), "slice": int(_meta_str(it.get("slice", 0))),
                    "image": _meta_str(it.get("image_path", "")), "pred_area": int(pred.sum()),
                    "target_area": int(target.sum()), "dice": rec.get("dice"),
-                   "label": int(_meta_str(it.get("slice_label", int(target.sum() > 0))))}
+                   "label": int(_meta_str(it.get("slice_label", int(target.sum() > 0)))),
+                   "tp": rec["tp"], "fp": rec["fp"], "fn": rec["fn"]}
             self.rows.append(row)
-            if row["target_area"] > 0 or row["pred_area"] > 0:
-                self._samples.append({"row": row, "image": _meta_str(it.get("image_path")), "pred": pred,
-                                      "target": target})
-                self._samples.sort(key=lambda s: -(s["row"]["target_area"] + 0.5 * s["row"]["pred_area"]))
-                del self._samples[self.n_overlays * 2:]
+            self._keep_sample({"row": row, "image": _meta_str(it.get("image_path")), "pred": pred, "target": target})
+
+    def _keep_sample(self, sample: dict) -> None:
+        """Keep, per overlay group, the two best slices of each patient, for at most ``2 * n_overlays`` patients."""
+        r = sample["row"]
+        for name, _prefix, test, rank in OVERLAY_GROUPS:
+            if not test(r["target_area"], r["pred_area"]):
+                continue
+            best = self._samples[name]
+            kept = sorted(best.get(r["patient"], []) + [sample], key=lambda s: -rank(s["row"]))
+            best[r["patient"]] = kept[:2]
+            if len(best) > 2 * max(self.n_overlays, 1):  # forget the patient whose best is weakest
+                del best[min(best, key=lambda p: rank(best[p][0]["row"]))]
+
+    def _pick_samples(self) -> list[tuple[str, dict]]:
+        """``(prefix, sample)`` pairs: round-robin over the groups, new patients first, no slice twice."""
+        queues = {name: sorted((s for kept in self._samples.get(name, {}).values() for s in kept),
+                               key=lambda s: -rank(s["row"]))
+                  for name, _prefix, _test, rank in OVERLAY_GROUPS}
+        prefix = {name: pre for name, pre, _t, _r in OVERLAY_GROUPS}
+        picked, patients, slices = [], set(), set()
+        while len(picked) < self.n_overlays and any(queues.values()):
+            for name, q in queues.items():
+                q[:] = [s for s in q if (s["row"]["patient"], s["row"]["slice"]) not in slices]
+                if not q or len(picked) >= self.n_overlays:
+                    continue
+                s = q.pop(next((i for i, s in enumerate(q) if s["row"]["patient"] not in patients), 0))
+                picked.append((prefix[name], s))
+                patients.add(s["row"]["patient"])
+                slices.add((s["row"]["patient"], s["row"]["slice"]))
+        return picked
 
     def _done(self, engine: Engine) -> None:
         counts = gather_lists([self._counter])
@@ -169,7 +208,7 @@ class SegmentationReport:
                                                "f1", "specificity", "auroc") if k in s2c}
         write_json(ev / "metrics.json", m, atomic=True)
         write_csv_atomic(rows, self.output_dir / "predictions.csv",
-                         ["patient", "slice", "image", "pred_area", "target_area", "dice", "label"])
+                         ["patient", "slice", "image", "pred_area", "target_area", "dice", "label", "tp", "fp", "fn"])
         pc = m["pixel_confusion"]
         plot_confusion_matrix([[pc["tn"], pc["fp"]], [pc["fn"], pc["tp"]]], [self.mask_names[0], self.class_names[1]],
                               ev / "pixel_confusion.png", title=f"pixel confusion over {len(rows)} slices")
@@ -177,14 +216,17 @@ class SegmentationReport:
         ov.mkdir(exist_ok=True)
         for old in ov.glob("*.png"):
             old.unlink()
-        for s in self._samples[: self.n_overlays]:
-            r = s["row"]
-            from medpipe.transforms.io import load_gray
+        from medpipe.transforms.io import load_gray
 
+        for key, s in self._pick_samples():
+            r = s["row"]
             img = load_gray(s["image"])[0] if s["image"] and os.path.exists(str(s["image"])) else s["target"]
-            d = "n/a" if r["dice"] is None else f"{r['dice']:.2f}"
-            overlay_contours(img, s["target"], s["pred"], ov / f"{r['patient']}_{r['slice']:02d}.png",
-                             title=f"{r['patient']} slice {r['slice']}: Dice {d} (green truth, red prediction)")
+            what = {"TP": f"Dice {r['dice']:.2f}" if r["dice"] is not None else "",
+                    "FP": f"empty slice, {r['pred_area']} px predicted",
+                    "FN": f"lesion of {r['target_area']} px missed"}[key]
+            overlay_contours(img, s["target"], s["pred"], ov / f"{key}_{r['patient']}_{r['slice']:02d}.png",
+                             title=f"{key}: patient {r['patient']} slice {r['slice']}, {what}\n"
+                                   f"(green truth, red prediction)")
         hist = self.run_dir / "history.json"
         if hist.exists():
             h = json.loads(hist.read_text())
@@ -193,18 +235,22 @@ class SegmentationReport:
             with open(self.cls_predictions) as f:
                 cls_rows = [{"patient": r["patient"], "slice": int(r["slice"]), "label": int(r["label"]),
                              "probability": float(r["probability"])} for r in csv.DictReader(f) if r.get("label") != ""]
+            # the same protocol as the seg->cls metrics: each patient decided with the A chosen on the other half
+            applied = {p: f["area_threshold"] for f in s2c.get("folds", []) for p in f["patients"]}
             seg_rows = [{"patient": r["patient"], "slice": r["slice"], "label": r["label"],
-                         "prediction": int(r["pred_area"] >= s2c["area_threshold"]), "probability": r["pred_area"]}
-                        for r in rows]
+                         "prediction": int(r["pred_area"] >= applied.get(r["patient"], s2c["area_threshold"])),
+                         "probability": r["pred_area"]} for r in rows]
+            name = "segmenter (area >= A, cross-fitted)" if applied else "segmenter (area >= A)"
             try:
-                table, _ = compare_slice_classifiers({"slice classifier": cls_rows, "segmenter (area >= A)": seg_rows},
+                table, _ = compare_slice_classifiers({"slice classifier": cls_rows, name: seg_rows},
                                                      class_names=self.class_names)
                 (ev / "slice_classifiers.md").write_text(table)
             except ValueError as e:
                 log.warning("slice classifier comparison skipped: %s", e)
-        log.info("segmentation: dice %.4f, iou %.4f, sensitivity %s, specificity %s, per-case Dice %s; "
-                 "seg->cls (A=%s) f1 %.4f", m["dice"], m["iou"], m["sensitivity"], m["specificity"],
-                 m["dice_per_case_mean"], s2c["area_threshold"], s2c["f1"])
+        log.info("segmentation: dice %s, iou %s, sensitivity %s, specificity %s, per-case Dice %s; "
+                 "seg->cls (A=%s) f1 %s", *("n/a" if v is None else f"{v:.4g}" if isinstance(v, float) else v
+                                            for v in (m["dice"], m["iou"], m["sensitivity"], m["specificity"],
+                                                      m["dice_per_case_mean"], s2c["area_threshold"], s2c["f1"])))
         log.info("wrote %s", ev)
 
 
@@ -217,7 +263,7 @@ class MaskWriter:
     """
 
     def __init__(self, output_dir: str, area_threshold: int = 1, class_names=("background", "foreground")) -> None:
-        self.output_dir = Path(output_dir)
+        self.output_dir = Path(output_dir).expanduser().absolute()
         self.area_threshold = area_threshold
         self.foreground = str(list(class_names)[-1])
         self.rows: list[dict] = []

@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 from ignite.engine import Engine, Events
 
+from medpipe.handlers.tensorboard import close_writer, scalar_tag, summary_writer
 from medpipe.utils.fs import write_json
+from medpipe.utils.logs import duration, sig
 
 log = logging.getLogger("medpipe")
 
@@ -45,8 +47,11 @@ class TrainingHistory:
     """Per-epoch history (loss, learning rate, validation metrics) -> ``history.json``, TensorBoard, curves.
 
     Attach after the ``ValidationHandler`` so the epoch's validation metrics exist when it runs.
-    Prints one line per epoch with the elapsed time and an ETA; writes a few training images to
-    TensorBoard once; at the end plots ``eval/training_curves.png``.
+    Logs one line per epoch (4 significant digits, ``new best`` when the key validation metric
+    improved, i.e. when the best checkpoint was written, elapsed time and ETA); writes
+    ``train/loss``, ``train/lr`` and ``val/<metric>`` (only for epochs that were validated) to
+    TensorBoard, and the first training batch once as ``train/images`` (tags:
+    :mod:`medpipe.handlers.tensorboard`); at the end plots ``eval/training_curves.png``.
 
     Args:
         output_dir: run folder (``history.json`` and ``eval/`` go there).
@@ -67,7 +72,6 @@ class TrainingHistory:
         self.history: dict[str, list] = {}
         self._losses: list[float] = []
         self._t0 = None
-        self._writer = None
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self._started)
@@ -79,23 +83,20 @@ class TrainingHistory:
         self._t0 = time.perf_counter()
         self._start_epoch = None  # known at the first epoch end: a resume handler may run after this one
         self.history = {}
-        if self.tb_dir and _is_main_rank():
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._writer = SummaryWriter(self.tb_dir)
 
     def _iteration(self, engine: Engine) -> None:
         loss = _loss_of(engine.state.output)
         if loss is not None:
             self._losses.append(loss)
-        if self._writer is not None and engine.state.iteration == 1 and self.n_images:
+        if self.tb_dir and engine.state.iteration == 1 and self.n_images and _is_main_rank():
             batch = engine.state.batch
             imgs = batch[self.image_key] if isinstance(batch, dict) else torch.stack([b[self.image_key] for b in batch])
             imgs = imgs[: self.n_images].detach().float().cpu()
             if imgs.ndim == 4:
                 lo = imgs.amin(dim=(1, 2, 3), keepdim=True)
                 hi = imgs.amax(dim=(1, 2, 3), keepdim=True)
-                self._writer.add_images("train/images", (imgs - lo) / (hi - lo + 1e-8), engine.state.epoch)
+                summary_writer(self.tb_dir).add_images("train/images", (imgs - lo) / (hi - lo + 1e-8),
+                                                       engine.state.epoch)
 
     def _epoch(self, engine: Engine) -> None:
         e = engine.state.epoch
@@ -109,31 +110,39 @@ class TrainingHistory:
         self._losses = []
         if self.optimizer is not None:
             rec["lr"] = float(self.optimizer.param_groups[0]["lr"])
-        if self.validator is not None and self.validator.state is not None:
-            for k, v in (self.validator.state.metrics or {}).items():
+        vstate = self.validator.state if self.validator is not None else None
+        val_keys = []
+        if vstate is not None:
+            for k, v in (vstate.metrics or {}).items():
                 if isinstance(v, (int, float)) or (hasattr(v, "item") and getattr(v, "numel", lambda: 1)() == 1):
                     rec[k] = float(v)
+                    val_keys.append(k)
+        validated = vstate is not None and vstate.epoch == e and bool(val_keys)  # else: last validation's values
         for k, v in rec.items():
             self.history.setdefault(k, []).append(v)
         if not _is_main_rank():
             return
-        if self._writer is not None:
-            for k, v in rec.items():
-                if k != "epoch":
-                    self._writer.add_scalar(f"epoch/{k}", v, e)
-            self._writer.flush()
+        if self.tb_dir:
+            w = summary_writer(self.tb_dir)
+            for k in ("loss", "lr"):
+                if k in rec:
+                    w.add_scalar(scalar_tag(k, "train"), rec[k], e)
+            for k in val_keys if validated else ():
+                w.add_scalar(scalar_tag(k, "val"), rec[k], e)
+            w.flush()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.output_dir / "history.json", self.history, atomic=True)
         done = e - self._start_epoch
         el = time.perf_counter() - self._t0
         left = (engine.state.max_epochs - e) * el / max(1, done)
-        extras = ", ".join(f"{k} {v:.4f}" for k, v in rec.items() if k not in ("epoch", "loss", "lr"))
-        log.info("epoch %d/%d: loss %.4f%s (%.0f s elapsed, ETA %.0f s)", e, engine.state.max_epochs, rec["loss"],
-                 f", {extras}" if extras else "", el, left)
+        best = validated and getattr(vstate, "key_metric_name", None) and getattr(vstate, "best_metric_epoch", -1) == e
+        extras = "".join(f", {k} {sig(rec[k])}" for k in val_keys if validated)
+        log.info("epoch %d/%d: loss %s%s%s (%s elapsed, ETA %s)", e, engine.state.max_epochs, sig(rec["loss"]), extras,
+                 ", new best" if best else "", duration(el), duration(left))
 
     def _completed(self, engine: Engine) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        if self.tb_dir and _is_main_rank():
+            close_writer(self.tb_dir)
         if _is_main_rank() and self.history.get("epoch"):
             from medpipe.visualization.plots import plot_curves
 

@@ -1,13 +1,15 @@
 """Evaluation metrics: binary classification (:mod:`.classification`), multiclass
 (:mod:`.multiclass`) and multi-label (:mod:`.multilabel`) classification with one entry point per
 label kind (:mod:`.tasks`), the one binary threshold sweep (:mod:`.thresholds`), and binary
-segmentation pixel counts, Dice and the area-threshold sweep (:mod:`.segmentation`).
+segmentation pixel counts, Dice and the area-threshold sweep (:mod:`.segmentation`), and
+patient-level bootstrap confidence intervals of all of these (:mod:`.bootstrap`).
 
 All results are plain python numbers/lists/dicts (JSON-serializable); conventions for empty
 masks, absent classes and 0/0 ratios are in each submodule's docstring. Importing this package
 loads numpy only; scikit-learn is imported inside the functions that need it.
 """
 
+from medpipe.metrics.bootstrap import classification_cis, patient_bootstrap, segmentation_cis
 from medpipe.metrics.classification import (best_threshold, classification_metrics,
                                             rates_from_counts, roc_points)
 from medpipe.metrics.multiclass import multiclass_metrics
@@ -24,4 +26,5 @@ __all__ = [
     "threshold_sweep", "choose_threshold",
     "pixel_confusion", "PixelCounter", "area_threshold_sweep", "choose_area_threshold",
     "SWEEP_METRICS",
+    "patient_bootstrap", "classification_cis", "segmentation_cis",
 ]

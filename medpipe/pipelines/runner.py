@@ -365,8 +365,9 @@ class PipelineRunner:
               for s in self.p.steps if s.action == "bundle"]
         tb = [(n, p) for n, p in tb if p.is_dir()]
         if tb:
-            print("watch the runs: tensorboard --logdir_spec " + ",".join(f"{n}:{p}" for n, p in tb)
-                  + " --host 127.0.0.1 --port 6006")
+            from medpipe.reporting.summary import tensorboard_command
+
+            print("watch the runs: " + tensorboard_command(tb))
 
     def _step(self, sid: str) -> Step:
         return next(s for s in self.p.steps if s.id == sid)

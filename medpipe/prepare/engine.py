@@ -15,7 +15,8 @@ does the rest. In order:
 5. every record is validated against the declared tasks; patients are split into folds
    (stratified; multi-label datasets by iterative stratification) and the split audited;
 6. ``--strict`` turns any anomaly or skipped file into an error; then the dataset's exports,
-   ``datalist.json`` (with the ``dataset``/``tasks``/``input`` header), ``prepare_report.{json,md}``
+   ``datalist.json`` (with the ``dataset``/``tasks``/``input`` header and ``synthetic``: whether
+   ``--src`` is ``medpipe synth`` output, see :func:`synthetic_marker`), ``prepare_report.{json,md}``
    and the marker are written, and the temp folder replaces ``--out`` in one rename.
 """
 
@@ -47,11 +48,13 @@ from medpipe.utils.fs import (
 )
 
 #: bump when the engine's output format changes (old outputs are then rebuilt)
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 #: the file that marks a folder as written by ``medpipe prepare`` (and so replaceable by it)
 MARKER = ".medpipe-prepare.json"
 #: medpipe's own marker files (``.medpipe-synth.json``, ``.medpipe-prepare.json``): not dataset files
 OWN_PREFIX = ".medpipe-"
+#: the file ``medpipe synth`` writes at the root of its output: data under it is synthetic
+SYNTH_MARKER = ".medpipe-synth.json"
 REPORT_JSON, REPORT_MD, DATALIST = "prepare_report.json", "prepare_report.md", "datalist.json"
 _WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
@@ -97,9 +100,10 @@ def prepare(spec, src, out, options=None, workers: int | None = None, progress=p
         raise DataError(f"--src {src}: the folder has no files. Unpack the {spec.title} download there first"
                         + (f", or make a synthetic one with `medpipe synth {spec.name} --out {src}`."
                            if spec.synthesizer else "."))
+    synth_marker = synthetic_marker(src)
     fp = fingerprint(scan.files + [tuple(p.values()) for p in scan.problems],
                      {"options": opts, "dataset": spec.name, "version": spec.version, "engine": ENGINE_VERSION,
-                      "src": str(src), "located": located})
+                      "src": str(src), "located": located, "synthetic": synth_marker})
     rebuild_reason = None
     prev = _previous_report(out)
     if prev is not None and prev.get("fingerprint") == fp and prev.get("output_path") == str(out):
@@ -119,7 +123,7 @@ def prepare(spec, src, out, options=None, workers: int | None = None, progress=p
             clean_stale_temps(out)
             check_out(out, spec.name, deep=True)  # again, now that nobody else can be writing it
             return _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, say, t0,
-                          rebuild_reason)
+                          rebuild_reason, synth_marker)
     except LockBusyError as e:
         raise UserError(
             f"--out {out}: another `medpipe prepare` (process {e.pid or 'unknown'}) is writing this folder "
@@ -158,6 +162,18 @@ def check_paths(src, out) -> tuple[Path, Path]:
     if is_within(src, out):
         raise UserError(f"--src {src} is inside --out {out}, which would be replaced. Choose another --out.")
     return src, out
+
+
+def synthetic_marker(src: Path) -> str | None:
+    """The ``medpipe synth`` marker that makes ``src`` synthetic data, or None for a real download.
+
+    ``medpipe synth`` writes :data:`SYNTH_MARKER` at the root of its output; ``--src`` may be that
+    root or a folder inside it (e.g. one subset), so the folders above ``src`` are looked at too.
+    """
+    for d in (src, *src.parents):
+        if (d / SYNTH_MARKER).is_file():
+            return str(d / SYNTH_MARKER)
+    return None
 
 
 def _marker(out: Path) -> dict | None:
@@ -294,7 +310,8 @@ def _positive(r, tasks) -> int:
     return 0
 
 
-def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, say, t0, rebuild_reason):
+def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, say, t0, rebuild_reason,
+           synth_marker=None):
     plan = conv.plan(src, files, located)
     say(f"prepare {spec.name}: {len(files) + len(scan.problems)} files under {src}"
         + (f" (+{len(own)} medpipe marker)" if own else "") + (f"; {plan.description}" if plan.description else ""))
@@ -379,7 +396,7 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
         for p in sorted(per_patient):
             patients_meta[p] = {"fold": fold_of.get(p, "test"), **conv.patient_meta(per_patient[p]),
                                 **fin.patients.get(p, {})}
-        datalist = _datalist(spec, conv, tasks, opts, train, test, patients_meta)
+        datalist = _datalist(spec, conv, tasks, opts, train, test, patients_meta, synthetic=synth_marker is not None)
         write_json(tmp / DATALIST, datalist)
 
         def fold_stats(rs):
@@ -390,7 +407,8 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
         files_seen = len(files) + len(scan.problems)
         report = {
             "dataset": spec.name, "converter_version": spec.version, "engine_version": ENGINE_VERSION,
-            "source": {"path": str(src), **plan.source},
+            "source": {"path": str(src), **plan.source, "synthetic": synth_marker is not None,
+                       **({"synthetic_marker": synth_marker} if synth_marker else {})},
             "output_path": str(out), "options": opts, "workers": workers,
             "tasks": datalist["tasks"], "input": datalist["input"],
             "inputs": dict(sorted(inputs.items())) | {"total": files_seen},
@@ -427,7 +445,7 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
     return report
 
 
-def _datalist(spec, conv, tasks, opts, train, test, patients_meta) -> dict:
+def _datalist(spec, conv, tasks, opts, train, test, patients_meta, synthetic: bool = False) -> dict:
     head = spec.header(tasks)
     cls = tasks.get("label") or tasks.get("labels")
     det = tasks.get("boxes")
@@ -435,6 +453,7 @@ def _datalist(spec, conv, tasks, opts, train, test, patients_meta) -> dict:
     dl = {
         "name": spec.title, "description": spec.description or spec.summary,
         **head,
+        "synthetic": bool(synthetic),
         "modality": {"0": spec.input.modality},
         "labels": {str(i): n for i, n in enumerate(cls.class_names)} if cls else {},
         "class_names": list(main.class_names) if main else [],

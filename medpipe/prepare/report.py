@@ -107,6 +107,9 @@ def render_md(rep: dict, spec, conv) -> str:
     p(f"# Prepared {spec.title}: {rep['records']} records from {rep['patients']} patients")
     p()
     p(f"- source: `{rep['source']['path']}`")
+    if rep["source"].get("synthetic"):
+        p(f"- **synthetic data**: made by `medpipe synth` (marker `{rep['source'].get('synthetic_marker', '')}`), "
+          f"not the real dataset")
     for fact in conv.report_facts(rep):
         p(f"- {fact}")
     p(f"- tasks: " + "; ".join(f"`{k}` {t['kind']} ({', '.join(t['class_names'])})" for k, t in rep["tasks"].items()))

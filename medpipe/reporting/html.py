@@ -1,8 +1,18 @@
 """One report per pipeline run: a self-contained HTML file (images embedded) and its Markdown twin.
 
-The report reads only what the stages wrote (prepare_report.json, each bundle's eval/metrics.json,
-PNG plots and predictions CSVs); it computes nothing new except the side-by-side comparison of the
-three slice classifiers on the validation slices they share.
+The report reads only what the stages wrote: ``prepare_report.json``, and per bundle
+``eval/metrics.json``, ``run_config.json``, ``history.json``, the PNG plots and the per-slice CSVs
+(``predictions.csv``, ``slice_predictions.csv``, ``eval/seg_to_cls_predictions.csv``). On top of
+those numbers it adds what a reader needs to judge them:
+
+* whether the data is synthetic (``source.synthetic`` of ``prepare_report.json``; for datasets
+  prepared before the flag existed, the ``medpipe synth`` marker at the recorded source), in a
+  banner at the top and in the header of every column of published numbers;
+* the evaluated set (records, fold, slices, patients, positives) above each metrics table;
+* 95 % confidence intervals of the headline metrics, from a patient-level bootstrap of the
+  per-slice CSVs (:mod:`medpipe.metrics.bootstrap`);
+* the slice classifiers side by side on the validation slices they share, the segmenter with the
+  same cross-fitted area threshold as in its own section (and, labelled, the in-sample one).
 """
 
 from __future__ import annotations
@@ -11,17 +21,55 @@ import base64
 import csv
 import html
 import json
+import math
 import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
 from medpipe.utils.fs import atomic_write_text
 
-MAX_PER_GLOB = 4
+#: most example images shown per glob of a bundle's ``plots``
+MAX_PER_GLOB = 8
+#: bootstrap resamples per interval
+N_BOOT = 1000
+#: below this many patients, intervals come with a warning
+FEW_PATIENTS = 10
+#: file-name prefixes of example images, in the order the picker visits them
+OUTCOMES = ("TP", "FP", "FN", "TN", "correct", "wrong", "hit", "miss")
+#: the binary classification keys with an interval
+CLS_KEYS = ("accuracy", "precision", "recall", "f1", "specificity", "auroc")
+DASH = "—"
+#: shown beside a metric whose denominator is 0 on the evaluated set (metrics.json reports 0 there)
+UNDEFINED = "0/0"
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.15em}
+h3{margin:1em 0 .3em;font-size:1.02em}
+table{border-collapse:collapse;margin:.5em 0 .8em}
+td,th{border:1px solid #ccc;padding:3px 9px;text-align:left;vertical-align:top}
+th{background:#f2f2f2}td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
+td.group{background:#fafafa;font-style:italic;color:#444}table.cmp td:first-child{min-width:260px}
+.note{color:#555;font-size:.9em}.ref{color:#777}small{color:#666}
+.banner{background:#fff4d6;border:2px solid #e0a800;border-radius:6px;padding:.7em 1em;margin:1em 0;font-size:1.05em}
+.kv{display:grid;grid-template-columns:repeat(auto-fill,minmax(270px,1fr));gap:2px 18px;margin:.4em 0 .8em;
+font-size:.93em}
+.kv div{border-bottom:1px dotted #ddd;padding:1px 0}.kv b{font-weight:600;color:#444}
+.figs{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-start;margin:.4em 0}
+figure{margin:0}figcaption{font-size:.8em;color:#666}img{border:1px solid #ddd;display:block}
+.wide img{width:100%;height:auto}.plots img{height:270px;width:auto;max-width:100%}
+.examples img{height:250px;width:auto;max-width:100%}code{background:#f5f5f5}
+"""
 
 
+# ---------------------------------------------------------------- reading what the stages wrote
 def _read_json(p: Path):
-    return json.loads(p.read_text()) if p.is_file() else None
+    try:
+        return json.loads(p.read_text()) if p.is_file() else None
+    except ValueError:
+        return None
 
 
 def _read_csv(p: Path) -> list[dict]:
@@ -31,93 +79,552 @@ def _read_csv(p: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _fmt(v) -> str:
+def _float(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _is_synthetic(rep: dict | None) -> bool | None:
+    """True/False from the prepare report; for reports written before the flag, the synth marker at the source."""
+    src = (rep or {}).get("source") or {}
+    if "synthetic" in src:
+        return bool(src["synthetic"])
+    if src.get("path") and Path(src["path"]).is_dir():
+        from medpipe.prepare.engine import synthetic_marker
+
+        return synthetic_marker(Path(src["path"])) is not None
+    return None
+
+
+# ---------------------------------------------------------------- formatting
+def _text(v) -> str:
+    """A value as people read it: no Python ``None``/``True``/``False``, numbers without noise."""
     if v is None:
-        return "n/a"
+        return DASH
+    if isinstance(v, bool):
+        return "yes" if v else "no"
     if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        if v and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            return " × ".join(_text(x) for x in v)
+        return ", ".join(_text(x) for x in v) or DASH
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_text(x)}" for k, x in v.items()) or DASH
     return str(v)
 
 
-def _images(run: Path, patterns: list[str]) -> list[Path]:
-    """Plots to show; for a glob, a few files taken round-robin over their name prefixes (TP_, FP_, ...)."""
-    out = []
+def _value(v, ci=None) -> str:
+    """``0.812 (0.70–0.90)``: a metric and its interval (``—`` when undefined)."""
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return DASH
+    s = f"{float(v):.3f}"
+    if ci and ci[0] is None:
+        return s + f" ({UNDEFINED})"  # undefined in every resample: the data's own 0/0
+    return s + (f" ({_ci(ci)})" if _ci(ci) else "")
+
+
+def _ci(ci) -> str | None:
+    """``0.70–0.90`` (three decimals when two would show one number for two), or None."""
+    if not ci or ci[0] is None:
+        return None
+    lo, hi = ci
+    d = 3 if round(lo, 2) == round(hi, 2) and lo != hi else 2
+    return f"{lo:.{d}f}–{hi:.{d}f}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# ---------------------------------------------------------------- the document (HTML and Markdown at once)
+class _Doc:
+    def __init__(self, img_dir: Path):
+        self.H: list[str] = []
+        self.M: list[str] = []
+        self.img_dir = img_dir
+        self.n_img = 0
+
+    def both(self, h: str, m: str) -> None:
+        self.H.append(h)
+        self.M.append(m)
+
+    def heading(self, level: int, text: str) -> None:
+        self.both(f"<h{level}>{html.escape(text)}</h{level}>", f"{'#' * level} {text}\n")
+
+    def para(self, text: str, cls: str | None = None) -> None:
+        c = f' class="{cls}"' if cls else ""
+        self.both(f"<p{c}>{html.escape(text)}</p>", text + "\n")
+
+    def banner(self, title: str, text: str) -> None:
+        self.both(f'<div class="banner"><b>{html.escape(title)}</b> {html.escape(text)}</div>',
+                  f"> **{title}** {text}\n")
+
+    def kv(self, pairs: list[tuple[str, str]]) -> None:
+        """Settings as a compact grid of ``key: value`` (a two-column table in Markdown)."""
+        if not pairs:
+            return
+        h = '<div class="kv">' + "".join(f"<div><b>{html.escape(k)}</b>: {html.escape(v)}</div>" for k, v in pairs)
+        m = "| setting | value |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in pairs)
+        self.both(h + "</div>", m)
+
+    def table(self, rows: list, header: list[str], ref_cols: tuple[int, ...] = (), cls: str = "") -> None:
+        """Rows are lists of cells (strings or ``(text, small note)``) or a string: a group heading across the table."""
+        def cell_h(c, j):
+            text, sub = c if isinstance(c, tuple) else (c, None)
+            cls = []
+            if text[:1].isdigit() or text == DASH:
+                cls.append("num")
+            if j in ref_cols:
+                cls.append("ref")
+            attr = f' class="{" ".join(cls)}"' if cls else ""
+            small = f"<br><small>{html.escape(sub)}</small>" if sub else ""
+            return f"<td{attr}>{html.escape(text)}{small}</td>"
+
+        def cell_m(c):
+            text, sub = c if isinstance(c, tuple) else (c, None)
+            return (text + (f" ({sub})" if sub else "")).replace("|", "/")
+
+        def row_h(r):
+            if isinstance(r, str):
+                return f'<tr><td class="group" colspan="{len(header)}">{html.escape(r)}</td></tr>'
+            return "<tr>" + "".join(cell_h(c, j) for j, c in enumerate(r)) + "</tr>"
+
+        def row_m(r):
+            if isinstance(r, str):
+                return f"| **{r}** |" + " |" * (len(header) - 1) + "\n"
+            return "| " + " | ".join(cell_m(c) for c in r) + " |\n"
+
+        h = f'<table class="{cls}"><tr>' if cls else "<table><tr>"
+        h += "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>"
+        h += "".join(row_h(r) for r in rows) + "</table>"
+        m = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n" + "".join(row_m(r) for r in rows)
+        self.both(h, m)
+
+    def figures(self, items: list[tuple[Path, str]], kind: str) -> None:
+        """Embed PNGs in one wrapping row (``wide``: full width; ``plots``, ``examples``: fixed height)."""
+        if not items:
+            return
+        hs, ms = [], []
+        for p, caption in items:
+            name = f"{self.n_img:02d}_{p.parent.name}_{p.name}"
+            self.n_img += 1
+            data = p.read_bytes()
+            (self.img_dir / name).write_bytes(data)
+            b64 = base64.b64encode(data).decode()
+            hs.append(f'<figure><img src="data:image/png;base64,{b64}" alt="{html.escape(caption)}">'
+                      f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+            ms.append(f"![{caption}](images/{name})")
+        self.both(f'<div class="figs {kind}">' + "".join(hs) + "</div>", "\n".join(ms) + "\n")
+
+
+# ---------------------------------------------------------------- figures
+def _example_key(p: Path) -> tuple[str, str]:
+    """``(outcome, patient)`` of an example file (``TP_0001_03.png``; ``0001_03.png`` has no outcome)."""
+    parts = p.stem.split("_")
+    if parts[0] in OUTCOMES:
+        return parts[0], parts[1] if len(parts) > 1 else ""
+    return "", parts[0]
+
+
+def _example_caption(p: Path) -> str:
+    """``TP · patient 0031 · slice 17`` from ``TP_0031_17.png`` (the file name when it has another form)."""
+    parts = p.stem.split("_")
+    if len(parts) == 3 and parts[0] in OUTCOMES:
+        return f"{parts[0]} · patient {parts[1]} · slice {parts[2].lstrip('0') or '0'}"
+    return p.name
+
+
+def _pick_examples(files: list[Path], n: int) -> list[Path]:
+    """Up to ``n`` files, round-robin over the outcome prefixes, each from a patient not shown yet when possible."""
+    groups: dict[str, list[Path]] = {}
+    for f in sorted(files):
+        groups.setdefault(_example_key(f)[0], []).append(f)
+    order = [k for k in OUTCOMES if k in groups] + sorted(k for k in groups if k not in OUTCOMES)
+    picked, shown = [], set()
+    while len(picked) < n and any(groups.values()):
+        for k in order:
+            if groups[k] and len(picked) < n:
+                f = next((f for f in groups[k] if _example_key(f)[1] not in shown), groups[k][0])
+                groups[k].remove(f)
+                picked.append(f)
+                shown.add(_example_key(f)[1])
+    return picked
+
+
+def _images(run: Path, patterns) -> tuple[list[Path], list[Path], list[Path]]:
+    """The bundle's plots as ``(training curves, other plots, examples)``; globs are example images."""
+    curves, plots, examples = [], [], []
     for pat in patterns:
-        found = sorted(run.glob(pat))
-        if "*" not in pat:
-            out += found
-            continue
-        groups: dict[str, list[Path]] = {}
-        for f in found:
-            groups.setdefault(f.name.split("_")[0], []).append(f)
-        picked = []
-        while len(picked) < MAX_PER_GLOB and any(groups.values()):
-            for key in sorted(groups):
-                if groups[key] and len(picked) < MAX_PER_GLOB:
-                    picked.append(groups[key].pop(0))
-        out += picked
-    return [p for p in out if p.is_file()]
+        if "*" in pat:
+            examples += _pick_examples([f for f in run.glob(pat) if f.is_file()], MAX_PER_GLOB)
+        elif (run / pat).is_file():
+            (curves if "curves" in Path(pat).stem else plots).append(run / pat)
+    return curves, plots, examples
 
 
-#: nested metric groups shown under a bundle's headline metrics, by task
-NESTED = {"detection": ("slice_level", ("accuracy", "precision", "recall", "f1", "specificity", "auroc")),
-          "segmentation": ("seg_to_cls", ("accuracy", "precision", "recall", "f1", "specificity"))}
+# ---------------------------------------------------------------- per-slice tables and intervals
+def _binary_rows(rows: list[dict], score: str = "probability") -> dict[str, np.ndarray] | None:
+    """patient, label, prediction, score arrays of a per-slice CSV with labels (None when unusable)."""
+    rows = [r for r in rows if r.get("label") not in (None, "") and r.get("prediction") not in (None, "")]
+    if not rows:
+        return None
+    try:
+        return {"patient": np.array([str(r["patient"]) for r in rows]),
+                "slice": np.array([int(float(r.get("slice") or 0)) for r in rows]),
+                "label": np.array([int(float(r["label"])) for r in rows]),
+                "prediction": np.array([int(float(r["prediction"])) for r in rows]),
+                "score": np.array([_float(r.get(score)) for r in rows])}
+    except (KeyError, ValueError):
+        return None
 
 
-def _metric_rows(spec, m: dict) -> list[tuple[str, object, object]]:
-    """``(metric, value, reference)`` rows: the bundle's headline metrics, then its task's nested group."""
-    rows = [(k, m.get(k), spec.references.get(k, (None,))[0]) for k in spec.headline]
-    if spec.task == "classification" and isinstance(m.get("auroc_per_class"), dict):
-        rows += [(f"AUROC {c}", v, spec.references.get(f"auroc_per_class.{c}", (None,))[0])
-                 for c, v in m["auroc_per_class"].items()]
-    group = NESTED.get(spec.task)
-    if group and isinstance(m.get(group[0]), dict):
-        sub = m[group[0]]
-        label = {"slice_level": "slice level (any box >= conf)",
-                 "seg_to_cls": f"seg->cls (area >= {sub.get('area_threshold')} px, {sub.get('selection')})"}[group[0]]
-        rows += [(f"{label} {k}", sub.get(k), spec.references.get(f"{group[0]}.{k}", (None,))[0])
-                 for k in group[1] if k in sub]
-    return rows
+def _cls_cis(t: dict | None) -> dict:
+    from medpipe.metrics.bootstrap import classification_cis
+
+    if t is None or not set(np.unique(t["label"])) <= {0, 1} or not set(np.unique(t["prediction"])) <= {0, 1}:
+        return {}
+    scores = t["score"] if np.all(np.isfinite(t["score"])) else None
+    return classification_cis(t["patient"], t["label"], t["prediction"], scores, n_boot=N_BOOT)
 
 
-def _reference_note(spec) -> str:
-    sources = sorted({src for _, src in spec.references.values()})
-    return "; ".join(sources)
+def _seg_cis(rows: list[dict]) -> dict:
+    from medpipe.metrics.bootstrap import segmentation_cis
+
+    if not rows or not all(k in rows[0] for k in ("tp", "fp", "fn")):
+        return {}
+    patients = [r["patient"] for r in rows]
+    tp, fp, fn = (np.array([_float(r[k]) for r in rows]) for k in ("tp", "fp", "fn"))
+    dice = np.array([_float(r.get("dice")) if _float(r.get("target_area")) > 0 else np.nan for r in rows])
+    return segmentation_cis(patients, tp, fp, fn, dice=dice, n_boot=N_BOOT)
 
 
-def _slice_tables(work: Path, specs) -> dict[str, list[dict]]:
-    """Each binary slice classifier's per-slice decisions on the validation slices, for the side-by-side table.
+def _evaluated_set(rows: list[dict], m: dict) -> dict:
+    """n slices, patients and positives of the evaluated set, from the per-slice CSV (metrics.json as fallback)."""
+    n = len(rows) or m.get("n") or m.get("n_cases") or m.get("n_slices") or (m.get("slice_level") or {}).get("n")
+    patients = sorted({str(r["patient"]) for r in rows if "patient" in r})
+    pos = sum(1 for r in rows if str(r.get("label", "")).strip() in ("1", "1.0")) if rows else \
+        m.get("positives", m.get("n_positive_cases", (m.get("slice_level") or {}).get("positives")))
+    return {"n": n, "patients": patients, "positives": pos, "records": m.get("records"), "fold": m.get("fold")}
 
-    Classification bundles with binary labels contribute their probabilities, detection bundles their
-    any-finding slice decisions, segmentation bundles "predicted area >= A" with the A their evaluation chose.
-    """
-    tables = {}
+
+def _set_sentence(ev: dict, rep: dict | None, epochs: int) -> str:
+    rec, fold = ev["records"], ev["fold"]
+    where = {"val": f"validation fold {fold}", "test": "the test split", "all": "all records"}.get(
+        rec, f"records {rec}" if rec else f"fold {fold}")
+    pats = ev["patients"]
+    who = f" of {_plural(len(pats), 'patient')}" if pats else ""
+    if pats and len(pats) <= 6:
+        who += f" ({', '.join(pats)})"
+    pos = f", {ev['positives']} positive" if ev["positives"] is not None else ""
+    s = f"Evaluated on {where}: {ev['n']} slices{who}{pos}."
+    folds = (rep or {}).get("folds") or []
+    trained = f"Trained {_plural(epochs, 'epoch')}" if epochs else "Trained"
+    if rec == "val" and folds and fold is not None:
+        train = [f for f in folds if f.get("fold") != fold]
+        s += (f" {trained} on the other folds ({sum(f['records'] for f in train)} slices of "
+              f"{sum(f['patients'] for f in train)} patients).")
+    elif epochs:
+        s += f" Trained {_plural(epochs, 'epoch')}."
+    return s
+
+
+_UNDEFINED_TEXT = ("the metric's denominator is zero on this set (e.g. precision when no slice is predicted "
+                   "positive); metrics.json reports it as 0.")
+
+
+def _ci_note(n_patients: int) -> str:
+    s = (f"In brackets: 95 % confidence interval, patient-level bootstrap ({N_BOOT} resamples of the "
+         f"{_plural(n_patients, 'patient')}, all slices of a drawn patient kept together).")
+    if 0 < n_patients < FEW_PATIENTS:
+        distinct = math.comb(2 * n_patients - 1, n_patients)  # multisets of n patients drawn from n
+        s += (f" With {_plural(n_patients, 'patient')} the interval is crude (only {distinct} distinct resamples); "
+              f"read it as a warning, not a bound.")
+    return s
+
+
+# ---------------------------------------------------------------- settings
+def _device(cfg: dict, run_cfg: dict) -> str | None:
+    d = cfg.get("device")
+    if d is None:
+        return None
+    d = str(d)
+    name = run_cfg.get("cuda")
+    return f"{d} ({name})" if d.startswith("cuda") and name else d
+
+
+def _bundle_settings(cfg: dict, run_cfg: dict, epochs: int) -> list[tuple[str, str]]:
+    """The settings worth reading, as ``(name, value)``: unset options and internals left out."""
+    out: list[tuple[str, str]] = []
+
+    def add(name, v, unit=""):
+        if v is not None and v != "" and v != []:
+            out.append((name, _text(v) + unit))
+
+    add("network", cfg.get("network_name") or cfg.get("model"))
+    add("pretrained weights", cfg.get("pretrained_path"))
+    add("image size", cfg.get("image_size"), " px")
+    add("patch size", cfg.get("patch_size"), " px")
+    add("batch size", cfg.get("batch_size"))
+    if cfg.get("max_epochs") is not None:
+        out.append(("epochs", f"{epochs} trained (max {cfg['max_epochs']})" if epochs else f"max {cfg['max_epochs']}"))
+    if cfg.get("patience") and cfg.get("early_stop_metric"):
+        out.append(("early stopping", f"after {cfg['patience']} epochs without a better {cfg['early_stop_metric']}"))
+    add("learning rate", cfg.get("learning_rate"))
+    add("weight decay", cfg.get("weight_decay"))
+    add("class imbalance", cfg.get("imbalance"))
+    add("intensity normalization", cfg.get("normalization"))
+    add("decision threshold", cfg.get("threshold"))
+    if cfg.get("conf") is not None:
+        out.append(("slice positive when a box has confidence", f">= {_text(cfg['conf'])}"))
+    add("NMS IoU", cfg.get("iou"))
+    for key, name in (("deep_supervision", "deep supervision"), ("mirror_tta", "mirror test-time augmentation"),
+                      ("amp", "mixed precision")):
+        if key in cfg:
+            add(name, bool(cfg[key]))
+    add("seed", cfg.get("seed"))
+    add("device", _device(cfg, run_cfg))
+    if cfg.get("distributed"):
+        out.append(("distributed", "yes"))
+    if cfg.get("time_limit_s"):
+        out.append(("time limit", f"{_text(cfg['time_limit_s'])} s per training"))
+    if cfg.get("limit"):
+        out.append(("record limit", _text(cfg["limit"])))
+    return out
+
+
+def _pipeline_settings(params: dict, devices: set[str]) -> list[tuple[str, str]]:
+    """The pipeline parameters in words; the synthetic-data ones only when the data was synthesized."""
+    synthesized = params.get("src") is None
+    out = []
+    for k, v in params.items():
+        if not synthesized and (k.startswith("synth_") or k == "download_dir"):
+            continue  # not used when --src is given
+        if k == "src" and v is None:
+            text = "none: synthetic data made by medpipe synth"
+        elif k == "device" and v is None:
+            text = "auto" + (f" (used: {', '.join(sorted(devices))})" if devices else "")
+        elif k.endswith("time_limit_s") and v is None:
+            text = "none"
+        else:
+            text = _text(v)
+        out.append((k, text))
+    return out
+
+
+# ---------------------------------------------------------------- metric tables
+def _ref_header(spec, synthetic: bool | None) -> str:
+    if synthetic:
+        return "seed project, REAL data: not comparable"
+    return "seed project (reference)"
+
+
+def _ref_source(spec) -> str:
+    return "; ".join(sorted({s for _, s in spec.references.values()}))
+
+
+def _ref(spec, key: str) -> str:
+    v = spec.references.get(key, (None,))[0]
+    return DASH if v is None else f"{v:.4g}"
+
+
+#: row labels of metrics.json keys
+_LABELS = {"map50": "box mAP@0.5", "map50_95": "box mAP@0.5:0.95",
+           "dice_per_case_mean": "Dice, mean over positive slices",
+           "dice": "Dice (global)", "iou": "IoU (global)", "sensitivity": "sensitivity (pixels)",
+           "specificity": "specificity", "auroc": "AUROC"}
+
+
+def _cls_section(spec, run: Path, m: dict) -> dict:
+    rows = _read_csv(run / "predictions.csv")
+    t = _binary_rows(rows) if m.get("kind", "binary") == "binary" else None
+    cis = _cls_cis(t)
+    table = [[_LABELS.get(k, k), _value(m.get(k), cis.get(k)), _ref(spec, k)] for k in spec.headline]
+    if isinstance(m.get("auroc_per_class"), dict):
+        table += [[f"AUROC {c}", _value(v), _ref(spec, f"auroc_per_class.{c}")]
+                  for c, v in m["auroc_per_class"].items()]
+    return {"rows": rows, "table": table, "cis": bool(cis),
+            "note": "" if cis else "No interval: per-slice probabilities of a binary classifier are needed."}
+
+
+def _det_section(spec, run: Path, m: dict) -> dict:
+    rows = _read_csv(run / "slice_predictions.csv")
+    cis = _cls_cis(_binary_rows(rows))
+    sl = m.get("slice_level") or {}
+    conf = m.get("conf")
+    table = ["box level: no interval (pooled over boxes by ultralytics' validator)"]
+    table += [[_LABELS.get(k, f"box {k}"), _value(m.get(k)), _ref(spec, k)] for k in spec.headline]
+    if sl:
+        table.append(f"slice level: positive when any box has confidence >= {_text(conf)}")
+        table += [[_LABELS.get(k, k), _value(sl.get(k), cis.get(k)), _ref(spec, f"slice_level.{k}")]
+                  for k in CLS_KEYS if k in sl]
+    note = ("Box-level metrics (mAP; box precision and recall, ultralytics' values at the confidence that "
+            "maximizes their F1) are pooled over all boxes without per-patient parts, so they have no bootstrap "
+            "interval.")
+    return {"rows": rows, "table": table, "cis": bool(cis), "note": note}
+
+
+def _seg_protocol(run: Path, m: dict) -> dict:
+    """The segmentation-derived classifier's protocol: cross-fitted thresholds per half, the deployed A."""
+    s2c = m.get("seg_to_cls") or {}
+    full = _read_json(run / "eval" / "seg_to_cls_metrics.json") or {}
+    return {"selection": s2c.get("selection") or full.get("selection"),
+            "A": s2c.get("area_threshold", full.get("area_threshold")),
+            "folds": full.get("folds") or [], "metric": full.get("metric", "f1")}
+
+
+def _protocol_text(p: dict, n: int | None) -> str:
+    if p["selection"] == "cross-fitted":
+        halves = "; ".join(f"A = {f['area_threshold']} px for patients {', '.join(map(str, f['patients']))}"
+                           for f in p["folds"]) or "per half"
+        return (f"cross-fitted: the patients are split in two halves; A (maximizing {p['metric']}) is chosen on one "
+                f"half and applied to the other ({halves}). The A to deploy, chosen on all "
+                f"{n if n is not None else 'the'} evaluated slices, is {p['A']} px; scoring those same slices with it "
+                f"would be in-sample (optimistic).")
+    if p["selection"] == "threshold_rows":
+        return f"A = {p['A']} px, chosen on separate threshold rows, not on the evaluated slices."
+    return f"A = {p['A']} px."
+
+
+def _seg_section(spec, run: Path, m: dict) -> dict:
+    rows = _read_csv(run / "predictions.csv")
+    cis = _seg_cis(rows)
+    table: list = ["pixels, over the evaluated slices"]
+    table += [[_LABELS.get(k, k), _value(m.get(k), cis.get(k)), _ref(spec, k)] for k in spec.headline]
+    p = _seg_protocol(run, m)
+    s2c = m.get("seg_to_cls") or {}
+    s2c_rows = _read_csv(run / "eval" / "seg_to_cls_predictions.csv")
+    s2c_cis = _cls_cis(_binary_rows(s2c_rows, score="pred_area"))
+    if s2c:
+        tag = "A cross-fitted over patients" if p["selection"] == "cross-fitted" else f"A = {p['A']} px"
+        table.append(f"slices: positive when the predicted area >= A ({tag}; see below)")
+        table += [[_LABELS.get(k, k), _value(s2c.get(k), s2c_cis.get(k)), _ref(spec, f"seg_to_cls.{k}")]
+                  for k in CLS_KEYS if k in s2c]
+    note = ("Pixel specificity has no interval (the per-slice CSV has no true-negative counts). "
+            if cis else "No interval for the pixel metrics: this run's predictions.csv has no per-slice tp/fp/fn "
+                        "columns (written by medpipe evaluate since they were added; re-run evaluate). ")
+    if s2c:
+        note += ("Slice rows: the segmentation-derived slice classifier, a slice is positive when the predicted "
+                 "area >= A; " + _protocol_text(p, m.get("n_cases")))
+    return {"rows": rows, "table": table, "cis": bool(cis or s2c_cis), "note": note}
+
+
+_SECTIONS = {"classification": _cls_section, "detection": _det_section, "segmentation": _seg_section}
+
+
+# ---------------------------------------------------------------- the slice-classifier comparison
+def _comparison(work: Path, specs) -> list[dict]:
+    """Each binary slice classifier's decisions: ``{"name", "rule", "t"}`` (t as in :func:`_binary_rows`)."""
+    out = []
     for spec in specs:
         run = work / spec.name
         m = _read_json(run / "eval" / "metrics.json") or {}
         if spec.task == "classification" and m.get("kind", "binary") == "binary":
-            rows = _read_csv(run / "predictions.csv")
-            if rows and "probability" in rows[0]:
-                tables[spec.title] = [{"patient": r["patient"], "slice": int(r["slice"]), "label": int(r["label"]),
-                                       "probability": float(r["probability"])} for r in rows
-                                      if r.get("label") not in (None, "")]
+            t = _binary_rows(_read_csv(run / "predictions.csv"))
+            if t is not None:
+                out.append({"bundle": spec.name, "name": spec.title,
+                            "rule": f"probability >= {_text(m.get('threshold', 0.5))}, fixed", "t": t})
         elif spec.task == "detection":
-            rows = _read_csv(run / "slice_predictions.csv")
-            if rows:
-                tables[spec.title] = [{"patient": r["patient"], "slice": int(r["slice"]), "label": int(r["label"]),
-                                       "probability": float(r["probability"]), "prediction": int(r["prediction"])}
-                                      for r in rows]
+            t = _binary_rows(_read_csv(run / "slice_predictions.csv"))
+            if t is not None:
+                out.append({"bundle": spec.name, "name": spec.title,
+                            "rule": f"any box with confidence >= {_text(m.get('conf'))}, fixed", "t": t})
         elif spec.task == "segmentation":
-            rows = _read_csv(run / "predictions.csv")
-            a = (m.get("seg_to_cls") or {}).get("area_threshold")
-            if rows and a is not None:
-                tables[f"{spec.title}, area >= A"] = [
-                    {"patient": r["patient"], "slice": int(r["slice"]), "label": int(r["label"]),
-                     "probability": float(r["pred_area"]), "prediction": int(float(r["pred_area"]) >= float(a))}
-                    for r in rows]
-    return tables
+            p = _seg_protocol(run, m)
+            if p["A"] is None:
+                continue
+            crossed = _binary_rows(_read_csv(run / "eval" / "seg_to_cls_predictions.csv"), score="pred_area")
+            if crossed is not None:
+                rule = ("A chosen on the other half of the patients (cross-fitted)"
+                        if p["selection"] == "cross-fitted" else f"A = {p['A']} px ({p['selection']})")
+                out.append({"bundle": spec.name, "name": f"{spec.title}, area >= A", "rule": rule, "t": crossed})
+            seg = _read_csv(run / "predictions.csv")
+            if seg and (p["selection"] == "cross-fitted" or crossed is None):
+                t = _binary_rows([{**r, "prediction": int(_float(r["pred_area"]) >= float(p["A"]))} for r in seg],
+                                 score="pred_area")
+                if t is not None and p["selection"] == "cross-fitted":
+                    out.append({"bundle": spec.name, "name": f"{spec.title}, area >= {p['A']} px, in-sample",
+                                "rule": "A chosen on these same slices: optimistic", "t": t})
+                elif t is not None:
+                    out.append({"bundle": spec.name, "name": f"{spec.title}, area >= {p['A']} px",
+                                "rule": f"A = {p['A']} px ({p['selection'] or 'selection not recorded'})", "t": t})
+    return out
 
 
+def _common(tables: list[dict]) -> list[dict]:
+    """The tables restricted to the (patient, slice) pairs all of them scored, in one order."""
+    keys = [set(zip(t["t"]["patient"].tolist(), t["t"]["slice"].tolist())) for t in tables]
+    common = sorted(set.intersection(*keys)) if keys else []
+    out = []
+    for t in tables:
+        idx = {k: i for i, k in enumerate(zip(t["t"]["patient"].tolist(), t["t"]["slice"].tolist()))}
+        sel = np.array([idx[k] for k in common], dtype=int)
+        out.append({**t, "t": {k: v[sel] for k, v in t["t"].items()}})
+    return out
+
+
+def _point_metrics(t: dict) -> dict:
+    """The classification keys of one table's decisions (0/0 := 0, as in metrics.json; AUROC None with one class).
+
+    Plain numpy, so that the report never imports scikit-learn (seconds of start-up).
+    """
+    from medpipe.metrics.bootstrap import auroc_statistic
+    from medpipe.metrics.thresholds import rates_from_counts
+
+    y, p = t["label"], t["prediction"]
+    m = rates_from_counts(int(np.sum((y == 1) & (p == 1))), int(np.sum((y == 0) & (p == 1))),
+                          int(np.sum((y == 1) & (p == 0))), int(np.sum((y == 0) & (p == 0))))
+    auc = float(auroc_statistic(y, t["score"])(np.ones((1, y.size)))[0]) if np.all(np.isfinite(t["score"])) else np.nan
+    m["auroc"] = None if np.isnan(auc) else auc
+    m["n"] = int(y.size)
+    return m
+
+
+def _comparison_section(doc: _Doc, work: Path, specs) -> None:
+    doc.heading(2, "Slice classifiers on the same validation slices")
+    tables = _comparison(work, specs)
+    if len({t["bundle"] for t in tables}) < 2:
+        doc.para("Fewer than two slice classifiers have predictions; nothing to compare.")
+        return
+    tables = _common(tables)
+    n = len(tables[0]["t"]["label"])
+    if n == 0:
+        doc.para("The slice classifiers share no evaluated slice; nothing to compare.")
+        return
+    for t in tables[1:]:
+        bad = int(np.sum(t["t"]["label"] != tables[0]["t"]["label"]))
+        if bad:
+            doc.para(f"No comparison: {tables[0]['name']} and {t['name']} disagree on the label of {bad} slices.")
+            return
+    n_pat = len(set(tables[0]["t"]["patient"].tolist()))
+    body = []
+    for t in tables:
+        mm = _point_metrics(t["t"])
+        cis = _cls_cis(t["t"])
+        # value above, interval below: seven columns of "0.812 (0.70–0.90)" do not fit the page
+        body.append([(t["name"], t["rule"]), str(mm["n"])]
+                    + [(_value(mm.get(k)), (_ci(cis.get(k)) or UNDEFINED if cis.get(k) else None)
+                        if mm.get(k) is not None else None) for k in CLS_KEYS])
+    doc.para(f"{n} slices of {_plural(n_pat, 'patient')}, the same for every row; each value with its 95 % "
+             f"patient-level bootstrap interval.", cls="note")
+    doc.table(body, ["classifier (decision rule)", "n"] + [_LABELS.get(k, k) for k in CLS_KEYS], cls="cmp")
+    seg = [t for t in tables if t["name"].endswith("in-sample")]
+    text = ("Probability and box-confidence thresholds are fixed before evaluation. The segmenter needs an area "
+            "threshold A chosen from data: its first row uses the cross-fitted decisions (A chosen on one half of "
+            "the patients, applied to the other), the protocol of the segmenter's own section, so the numbers agree "
+            "with it.")
+    if seg:
+        text += (" The in-sample row picks A on these very slices and scores them with it: optimistic, shown so that "
+                 "the gap between the two protocols is visible (with few patients it can read 1.000 where the "
+                 "cross-fitted row does not).")
+    if any(UNDEFINED in str(c) for r in body for c in r):
+        text += f" {UNDEFINED}: {_UNDEFINED_TEXT}"
+    doc.para(text, cls="note")
+
+
+# ---------------------------------------------------------------- the report
 def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | None = None,
                  data_dir=None, bundles: list[str] | None = None) -> dict:
     """Write ``out_dir/report.html`` (self-contained) and ``out_dir/report.md`` (+ ``out_dir/images/``).
@@ -133,125 +640,109 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
 
     Returns:
         ``{"html": path, "md": path}``.
+
+    Example:
+        >>> build_report("runs/demo", "runs/demo/report", data_dir="data/phe-sich")  # doctest: +SKIP
+        {'html': 'runs/demo/report/report.html', 'md': 'runs/demo/report/report.md'}
     """
     from medpipe.bundle.registry import BUNDLES, get_bundle
-    from medpipe.evaluation.seg_to_cls import compare_slice_classifiers
 
     work, out = Path(work_dir), Path(out_dir)
     img_dir = out / "images"
     if img_dir.exists():
         shutil.rmtree(img_dir)
     img_dir.mkdir(parents=True)
-    H: list[str] = []
-    M: list[str] = []
-
-    def both(h: str, m: str) -> None:
-        H.append(h)
-        M.append(m)
-
-    def table(rows: list[list], header: list[str]) -> None:
-        h = "<table><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in header) + "</tr>"
-        h += "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows) + "</table>"
-        m = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
-        m += "".join("| " + " | ".join(_fmt(c) for c in r) + " |\n" for r in rows)
-        both(h, m)
-
-    def figure(p: Path, caption: str) -> None:
-        name = f"{len(list(img_dir.iterdir())):02d}_{p.parent.name}_{p.name}"
-        shutil.copyfile(p, img_dir / name)
-        b64 = base64.b64encode(p.read_bytes()).decode()
-        both(f'<figure><img src="data:image/png;base64,{b64}" alt="{html.escape(caption)}"><figcaption>'
-             f"{html.escape(caption)}</figcaption></figure>", f"![{caption}](images/{name})\n")
-
-    title = f"medpipe report: {pipeline}"
-    both(f"<h1>{html.escape(title)}</h1><p>Generated {time.strftime('%Y-%m-%d %H:%M')} from "
-         f"<code>{html.escape(str(work.resolve()))}</code>.</p>",
-         f"# {title}\n\nGenerated {time.strftime('%Y-%m-%d %H:%M')} from `{work.resolve()}`.\n")
-    if params:
-        both("<h2>Settings</h2>", "## Settings\n")
-        table([[k, v] for k, v in params.items()], ["parameter", "value"])
+    doc = _Doc(img_dir)
 
     rep = _read_json(Path(data_dir or work / "data") / "prepare_report.json")
-    both("<h2>Dataset</h2>", "## Dataset\n")
-    if rep:
-        src = rep.get("source") or {}
-        where = f"{src['subset_used']} of " if src.get("subset_used") else ""
-        facts = [f"{rep['records']} records from {rep['patients']} patients ({where}{src.get('path', '?')})"]
-        for key, what in (("positives", "positive records"), ("mask_nonempty", "non-empty masks")):
-            if isinstance(rep.get(key), int):
-                facts.append(f"{rep[key]} {what}")
-        facts.append(f"{len(rep['folds'])} patient-level folds (seed {rep.get('options', {}).get('seed', '?')})")
-        both(f"<p>{html.escape('; '.join(facts))}.</p>", "; ".join(facts) + ".\n")
-        table([[f["fold"], f["patients"], f["records"], f.get("positives")] for f in rep["folds"]],
-              ["fold", "patients", "records", "positives"])
-        a = rep.get("accounting") or {}
-        kinds = rep.get("anomaly_counts") or {}
-        text = (f"Files: {a.get('files_seen')} seen = {a.get('files_in_records')} in records + "
-                f"{a.get('files_skipped')} skipped. Anomalies: {', '.join(f'{k} x{v}' for k, v in kinds.items()) or 'none'}. "
-                f"Skipped entries: {len(rep.get('skipped') or [])}.")
-        both(f"<p>{html.escape(text)}</p>", text + "\n")
-    else:
-        both("<p>No prepare_report.json found.</p>", "No prepare_report.json found.\n")
-
+    synthetic = _is_synthetic(rep)
     if bundles is None:
         name = (rep or {}).get("dataset")
         specs = [sp for sp in BUNDLES.values() if name is None or sp.dataset == name]
     else:
         specs = [get_bundle(b) for b in bundles]
+    runs = {sp.name: (_read_json(work / sp.name / "run_config.json") or {}) for sp in specs}
+
+    title = f"medpipe report: {pipeline}"
+    doc.both(f"<h1>{html.escape(title)}</h1><p class='note'>Generated {time.strftime('%Y-%m-%d %H:%M')} from "
+             f"<code>{html.escape(str(work.resolve()))}</code>.</p>",
+             f"# {title}\n\nGenerated {time.strftime('%Y-%m-%d %H:%M')} from `{work.resolve()}`.\n")
+    if synthetic:
+        doc.banner("Synthetic data.", "Every number below describes medpipe's synthetic generator (medpipe synth: "
+                   "drawn ellipses in the real dataset's layout), not the real dataset. It shows that the pipeline "
+                   "runs end to end; it says nothing about how these models do on real CT. Published numbers are "
+                   "on real data and not comparable.")
+
+    doc.heading(2, "Dataset")
+    if rep:
+        src = rep.get("source") or {}
+        where = f"{src['subset_used']} of " if src.get("subset_used") else ""
+        origin = {True: "synthetic data from medpipe synth", False: "the real download"}.get(
+            synthetic, "origin not recorded")
+        facts = [f"{rep['records']} records from {rep['patients']} patients ({where}{src.get('path', '?')}; {origin})"]
+        for key, what in (("positives", "positive records"), ("mask_nonempty", "non-empty masks")):
+            if isinstance(rep.get(key), int):
+                facts.append(f"{rep[key]} {what}")
+        facts.append(f"{len(rep['folds'])} patient-level folds (seed {rep.get('options', {}).get('seed', '?')})")
+        doc.para("; ".join(facts) + ".")
+        doc.table([[str(f["fold"]), str(f["patients"]), str(f["records"]), _text(f.get("positives"))]
+                   for f in rep["folds"]], ["fold", "patients", "records", "positives"])
+        a = rep.get("accounting") or {}
+        kinds = rep.get("anomaly_counts") or {}
+        doc.para(f"Files: {a.get('files_seen')} seen = {a.get('files_in_records')} in records + "
+                 f"{a.get('files_skipped')} skipped. Anomalies: "
+                 f"{', '.join(f'{k} x{v}' for k, v in kinds.items()) or 'none'}. "
+                 f"Skipped entries: {len(rep.get('skipped') or [])}.", cls="note")
+    else:
+        doc.para("No prepare_report.json found.")
+    if params:
+        doc.heading(3, "Pipeline settings")
+        devices = {str((r.get("settings") or {}).get("device")) for r in runs.values()
+                   if (r.get("settings") or {}).get("device")}
+        doc.kv(_pipeline_settings(params, devices))
+
     for spec in specs:
         run = work / spec.name
         m = _read_json(run / "eval" / "metrics.json")
-        both(f"<h2>{html.escape(spec.title)}</h2>", f"## {spec.title}\n")
+        doc.heading(2, spec.title)
         if not m:
-            both("<p>Not run (no eval/metrics.json).</p>", "Not run (no eval/metrics.json).\n")
+            doc.para("Not run (no eval/metrics.json).")
             continue
-        cfg = (_read_json(run / "run_config.json") or {}).get("settings", {})
-        shown_cfg = {k: cfg[k] for k in ("network_name", "model", "image_size", "patch_size", "batch_size",
-                                         "max_epochs", "learning_rate", "fold", "seed", "device", "time_limit_s")
-                     if k in cfg}
-        hist = _read_json(run / "history.json") or {}
-        both(f"<p>Validation fold {html.escape(str(m.get('fold', cfg.get('fold', '?'))))}; "
-             f"{len(hist.get('epoch', []))} epochs trained; settings: "
-             f"{html.escape(', '.join(f'{k}={v}' for k, v in shown_cfg.items()))}.</p>",
-             f"Validation fold {m.get('fold', cfg.get('fold', '?'))}; {len(hist.get('epoch', []))} epochs trained; "
-             f"settings: {', '.join(f'{k}={v}' for k, v in shown_cfg.items())}.\n")
-        rows = _metric_rows(spec, m)
-        if spec.references:
-            table([[k, v, r] for k, v, r in rows], ["metric", "medpipe (patient-level split)",
-                                                    f"reference: {_reference_note(spec)}"])
-        else:
-            table([[k, v] for k, v, _ in rows], ["metric", "medpipe (patient-level split)"])
-        for p in _images(run, list(spec.plots)):
-            figure(p, f"{spec.name}: {p.relative_to(run)}")
+        cfg = (runs[spec.name].get("settings") or {})
+        epochs = len((_read_json(run / "history.json") or {}).get("epoch", []))
+        sec = _SECTIONS[spec.task](spec, run, m)
+        ev = _evaluated_set(sec["rows"], m)
+        doc.para(_set_sentence(ev, rep, epochs))
+        ref = bool(spec.references)
+        header = ["metric", "medpipe (95 % CI)"] + ([_ref_header(spec, synthetic)] if ref else [])
+        doc.table([r if ref else r[:2] for r in sec["table"]], header, ref_cols=(2,))
+        notes = [_ci_note(len(ev["patients"])) if sec["cis"] else "", sec["note"]]
+        if any(f"({UNDEFINED})" in str(c) for r in sec["table"] if not isinstance(r, str) for c in r):
+            notes.append(f"{UNDEFINED}: {_UNDEFINED_TEXT}")
+        if ref:
+            notes.append(f"Reference column: {_ref_source(spec)}"
+                         + ("; measured on the real dataset, so it cannot be compared with this synthetic run."
+                            if synthetic else "; its slice-level split puts slices of one patient in both training "
+                                              "and test, so it is optimistic next to patient-level folds."))
+        doc.para(" ".join(n for n in notes if n), cls="note")
+        doc.heading(3, "Training settings")
+        doc.kv(_bundle_settings(cfg, runs[spec.name], epochs))
+        curves, plots, examples = _images(run, spec.plots)
+        doc.figures([(p, f"{spec.name}: {p.relative_to(run)}") for p in curves], "wide")
+        doc.figures([(p, f"{spec.name}: {p.relative_to(run)}") for p in plots], "plots")
+        if examples:
+            doc.heading(3, "Examples")
+            doc.para("The file name starts with the outcome: TP, FP, FN, TN (true/false positive/negative); one "
+                     "example per outcome in turn, each from a patient not shown yet where possible.", cls="note")
+            doc.figures([(p, _example_caption(p)) for p in examples], "examples")
 
-    both("<h2>Slice classifiers on the same validation slices</h2>",
-         "## Slice classifiers on the same validation slices\n")
-    tables = _slice_tables(work, specs)
-    if len(tables) >= 2:
-        label_names = ((rep or {}).get("tasks", {}).get("label") or {}).get("class_names") or ["negative", "positive"]
-        md, _ = compare_slice_classifiers(tables, class_names=tuple(label_names))
-        lines = [ln for ln in md.strip().splitlines() if ln.startswith("|")]
-        header = [c.strip() for c in lines[0].strip("|").split("|")]
-        body = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
-        table(body, header)
-        refs = [(sp, k, v) for sp in specs for k, (v, _src) in sp.references.items()
-                if sp.name in {s.name for s in specs} and (k in ("accuracy", "f1") or "." in k)]
-        if refs:
-            text = "; ".join(f"{sp.name} {k} {v}" for sp, k, v in refs)
-            both(f"<p>References, for comparison: {html.escape(text)} ({html.escape(_reference_note(specs[0]))}). "
-                 f"medpipe's numbers come from patient-level folds.</p>",
-                 f"References, for comparison: {text} ({_reference_note(specs[0])}). medpipe's numbers come from "
-                 f"patient-level folds.\n")
-    else:
-        both("<p>Fewer than two slice classifiers have predictions; nothing to compare.</p>",
-             "Fewer than two slice classifiers have predictions; nothing to compare.\n")
+    _comparison_section(doc, work, specs)
+    if synthetic:
+        doc.para("Data: synthetic (medpipe synth). Published numbers are on the real dataset and not comparable.",
+                 cls="note")
 
-    css = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222;line-height:1.45}"
-           "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}"
-           "th{background:#f2f2f2}figure{display:inline-block;margin:8px;vertical-align:top;max-width:520px}"
-           "img{max-width:100%;border:1px solid #ddd}figcaption{font-size:0.85em;color:#555}code{background:#f5f5f5}")
     html_text = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                 f"<style>{css}</style></head><body>" + "\n".join(H) + "</body></html>\n")
-    for name, text in (("report.html", html_text), ("report.md", "\n".join(M))):
+                 f"<style>{_CSS}</style></head><body>" + "\n".join(doc.H) + "</body></html>\n")
+    for name, text in (("report.html", html_text), ("report.md", "\n".join(doc.M))):
         atomic_write_text(out / name, text)
     return {"html": str(out / "report.html"), "md": str(out / "report.md")}

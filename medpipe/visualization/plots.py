@@ -11,6 +11,7 @@ torch) in any value range; they are min-max normalized for display.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ from matplotlib.lines import Line2D
 
 __all__ = [
     "plot_confusion_matrix", "plot_roc", "plot_roc_curves", "plot_curves", "plot_threshold_sweep",
-    "overlay_boxes", "overlay_contours", "overlay_heatmap", "image_grid", "DPI",
+    "overlay_boxes", "overlay_contours", "overlay_heatmap", "image_grid", "DPI", "curve_panels", "is_learning_rate",
 ]
 
 #: resolution of every written PNG
@@ -252,8 +253,91 @@ def _series(values) -> np.ndarray:
     return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
+_LR_KEY = re.compile(r"(^|[_/\-. ])(lr|learning_rate)(\d|[_/\-. ]|$)", re.IGNORECASE)
+
+
+def is_learning_rate(key: str) -> bool:
+    """Whether a history key holds a learning rate (``lr``, ``learning_rate``, ``lr/pg0``, ``head_lr``...).
+
+    Example:
+        >>> [is_learning_rate(k) for k in ("lr", "lr/pg0", "lr0", "val_f1", "lrap")]
+        [True, True, True, False, False]
+    """
+    return bool(_LR_KEY.search(key))
+
+
+def curve_panels(history: Mapping[str, Sequence[float]]) -> list[tuple[str, list[str]]]:
+    """How :func:`plot_curves` groups the keys: ``[(panel, keys)]`` for the non-empty panels of
+    ``Loss`` (keys containing "loss"), ``Metrics`` (the rest) and ``Learning rate`` (see
+    :func:`is_learning_rate`), in that order.
+
+    Example:
+        >>> curve_panels({"loss": [1.0], "lr": [0.1], "val_f1": [0.5], "empty": []})
+        [('Loss', ['loss']), ('Metrics', ['val_f1']), ('Learning rate', ['lr'])]
+    """
+    keys = [k for k, v in history.items() if len(v)]
+    lr = [k for k in keys if is_learning_rate(k)]
+    loss = [k for k in keys if "loss" in k.lower() and k not in lr]
+    rest = [k for k in keys if k not in lr and k not in loss]
+    return [(name, ks) for name, ks in (("Loss", loss), ("Metrics", rest), ("Learning rate", lr)) if ks]
+
+
+def _last_and_best(name: str, epochs: np.ndarray, v: np.ndarray, panel: str) -> str:
+    """Legend text: the series' last value and, for losses and metrics, its best one."""
+    if not v.size:
+        return f"{name} (no values)"
+    fmt = "{:.3f}" if panel == "Metrics" and 0 <= v.min() and v.max() <= 1 else "{:.3g}"
+    text = f"{name}: last {fmt.format(v[-1])}"
+    if panel == "Learning rate" or v.size < 2:
+        return text
+    i = int(np.argmin(v) if panel == "Loss" else np.argmax(v))
+    return text + f", {'min' if panel == 'Loss' else 'max'} {fmt.format(v[i])} (epoch {int(epochs[i])})"
+
+
+def _curves_figure(history: Mapping[str, Sequence[float]], title: str | None) -> Figure:
+    panels = curve_panels(history)
+    if not panels:
+        raise ValueError("history has no values to plot")
+    widths = [1.0 if name != "Learning rate" else 0.6 for name, _ in panels]
+    n_legend = max(len(keys) for _, keys in panels)
+    fig = _new_figure(max(7.0, 4.6 * sum(widths) + 1.0), 3.6 + 0.25 * n_legend)
+    axes = np.atleast_1d(fig.subplots(1, len(panels), gridspec_kw={"width_ratios": widths}))
+    for ax, (name, keys) in zip(axes, panels):
+        values = []
+        for k in keys:
+            v = _series(history[k])
+            ok = np.isfinite(v)
+            epochs = np.arange(1, v.size + 1)[ok]  # gaps (None/NaN) are skipped, not breaks
+            v = v[ok]
+            values.append(v)
+            ax.plot(epochs, v, marker="o" if v.size <= 30 else None, ms=3.5, lw=1.6,
+                    label=_last_and_best(k, epochs, v, name))
+        allv = np.concatenate(values) if values else np.zeros(0)
+        if name == "Learning rate" and allv.size and np.all(allv > 0):
+            ax.set_yscale("log")
+        if name == "Loss" and allv.size and np.all(allv > 0) and allv.max() > 50 * allv.min():
+            ax.set_yscale("log")  # one exploding epoch must not flatten every other curve
+        if name == "Metrics" and allv.size and allv.min() >= 0 and allv.max() <= 1:
+            ax.set_ylim(-0.02, 1.02)  # scores in [0, 1] on their full scale, never zoomed into noise
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel({"Loss": "loss", "Metrics": "value", "Learning rate": "learning rate"}[name])
+        ax.set_title(name, fontsize=11)
+        ax.grid(alpha=0.3, which="both" if name == "Learning rate" else "major")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        # below the panel: never over the curves; the end values live here, not as labels on the lines
+        ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(0.0, -0.16), frameon=False, ncol=1)
+    fig.suptitle(title or "Training curves", fontsize=12)
+    return fig
+
+
 def plot_curves(history: Mapping[str, Sequence[float]], path, title: str | None = None) -> Path:
-    """Training curves per epoch: keys containing "loss" in one panel, every other key in another.
+    """Training curves per epoch in one wide figure: a loss panel, a metric panel and a learning-rate panel.
+
+    Keys containing "loss" share the loss panel; learning rates (:func:`is_learning_rate`) get their
+    own panel (log scale when positive), never the metric axis; every other key is a metric, drawn
+    on 0..1 when its values lie there. Losses spanning more than a factor 50 are drawn on a log
+    scale. Each legend entry carries the series' last value and its best (min loss, max metric)
+    with the epoch, so no value labels sit on the lines.
 
     Args:
         history: name -> one value per epoch (epoch 1 first); ``None``/NaN entries are gaps
@@ -268,34 +352,11 @@ def plot_curves(history: Mapping[str, Sequence[float]], path, title: str | None 
         ValueError: ``history`` is empty or holds only empty lists.
 
     Example:
-        >>> plot_curves({"train_loss": [0.9, 0.5], "val_dice": [0.4, 0.6]}, "curves.png")  # doctest: +SKIP
+        >>> hist = {"train_loss": [0.9, 0.5], "val_dice": [0.4, 0.6], "lr": [1e-3, 5e-4]}
+        >>> plot_curves(hist, "curves.png")  # doctest: +SKIP
         PosixPath('curves.png')
     """
-    items = [(k, _series(v)) for k, v in history.items() if len(v)]
-    if not items:
-        raise ValueError("history has no values to plot")
-    groups = [("Loss", [(k, v) for k, v in items if "loss" in k.lower()]),
-              ("Metrics", [(k, v) for k, v in items if "loss" not in k.lower()])]
-    groups = [g for g in groups if g[1]]
-    fig = _new_figure(6.0 * len(groups), 4.5)
-    axes = np.atleast_1d(fig.subplots(1, len(groups)))
-    for ax, (name, series) in zip(axes, groups):
-        for k, v in series:
-            ok = np.isfinite(v)
-            epochs = np.arange(1, v.size + 1)[ok]  # gaps (None/NaN) are skipped, not breaks
-            v = v[ok]
-            ax.plot(epochs, v, marker="o" if v.size <= 30 else None, ms=4, label=k)
-            if v.size:
-                ax.annotate(f"{v[-1]:.3g}", (epochs[-1], v[-1]), textcoords="offset points",
-                            xytext=(4, 4), fontsize=8)
-        ax.set_xlabel("Epoch")
-        ax.set_ylabel(name.lower().rstrip("s") if name == "Metrics" else "loss")
-        ax.set_title(name)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=9)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.suptitle(title or "Training curves")
-    return _save(fig, path)
+    return _save(_curves_figure(history, title), path)
 
 
 def plot_threshold_sweep(sweep: Sequence[Mapping], chosen, path, x_key: str = "area",
@@ -431,11 +492,13 @@ def overlay_contours(image, mask_true, mask_pred, path, title: str | None = None
     return _save(fig, path)
 
 
-def overlay_heatmap(image, heatmap, path, title: str | None = None, alpha: float = 0.4) -> Path:
+def overlay_heatmap(image, heatmap, path, title: str | None = None, alpha: float = 0.4,
+                    value_range: tuple[float, float] | None = None, label: str | None = None) -> Path:
     """Grayscale image under a jet-colored heat map (e.g. Grad-CAM), with a colorbar.
 
-    The heat map is min-max normalized and stretched over the image when its size differs
-    (Grad-CAM maps are often coarser than the input).
+    The heat map is min-max normalized (or, with ``value_range``, scaled from that range, so that
+    several maps share one scale and a weak map stays dark) and stretched over the image when its
+    size differs (Grad-CAM maps are often coarser than the input).
 
     Args:
         image: 2D image, any range.
@@ -443,6 +506,9 @@ def overlay_heatmap(image, heatmap, path, title: str | None = None, alpha: float
         path: output PNG path.
         title: figure title (default "Heat map").
         alpha: opacity of the heat map.
+        value_range: ``(lo, hi)`` mapped to 0 and 1 (values outside are clipped); None: the map's own
+            min and max.
+        label: colorbar label (default "normalized activation").
 
     Returns:
         The written path.
@@ -452,14 +518,21 @@ def overlay_heatmap(image, heatmap, path, title: str | None = None, alpha: float
         PosixPath('gradcam.png')
     """
     img = _image2d(image)
-    heat = _image2d(heatmap, "heatmap")
+    if value_range is None:
+        heat = _image2d(heatmap, "heatmap")
+    else:
+        lo, hi = (float(v) for v in value_range)
+        raw = np.squeeze(_array(heatmap).astype(np.float64))
+        if raw.ndim != 2:
+            raise ValueError(f"heatmap must be 2D (singleton axes allowed), got shape {_array(heatmap).shape}")
+        heat = np.clip((np.nan_to_num(raw, nan=lo) - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(raw)
     h, w = img.shape
     fig, ax = _image_figure(img.shape, extra_width=0.8)
     _show_gray(ax, img)
     im = ax.imshow(heat, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0,
                    extent=(-0.5, w - 0.5, h - 0.5, -0.5),
                    interpolation="bilinear" if heat.shape != img.shape else "nearest")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="normalized activation")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label or "normalized activation")
     ax.set_title(title or "Heat map")
     return _save(fig, path)
 

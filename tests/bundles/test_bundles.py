@@ -68,15 +68,34 @@ def test_train_writes_checkpoint_settings_and_run_record(trained_bundle, name):
 
 
 def _assert_tensorboard(run: Path, name: str) -> None:
+    """The run's event files, read back: each scalar once (one tag per quantity, one value per step, every
+    epoch) under train/ and val/ names, and the overlay grid of the fixed slices once per validation."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    tags = set()
-    for f in (run / "tb").glob("events.out.tfevents.*"):
-        acc = EventAccumulator(str(f))
+    scalars: dict[str, list[int]] = {}
+    images: dict[str, list[int]] = {}
+    for f in sorted((run / "tb").glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(f), size_guidance={"images": 0, "scalars": 0})
         acc.Reload()
-        tags |= set(acc.Tags().get("scalars", []))
-    key = {"classification": "epoch/val_f1", "segmentation": "epoch/val_dice", "detection": "epoch/map50"}
-    assert key[BUNDLES[name].task] in tags and any(t.endswith("loss") for t in tags), tags
+        for t in acc.Tags()["scalars"]:
+            scalars.setdefault(t, []).extend(e.step for e in acc.Scalars(t))
+        for t in acc.Tags()["images"]:
+            images.setdefault(t, []).extend(e.step for e in acc.Images(t))
+    key = {"classification": "val/f1", "segmentation": "val/dice", "detection": "val/map50"}[BUNDLES[name].task]
+    assert key in scalars and "train/lr" in scalars, sorted(scalars)
+    assert any(t.startswith("train/") and t.endswith("loss") for t in scalars), sorted(scalars)
+    quantities: dict[tuple, str] = {}
+    for tag, steps in scalars.items():
+        assert tag.split("/")[0] in ("train", "val"), f"{tag}: not a train/ or val/ name"
+        assert len(steps) == len(set(steps)), f"{tag} written more than once at a step: {steps}"
+        if not tag.endswith("_iteration"):
+            assert sorted(steps) == [1, 2], f"{tag}: steps {steps}, expected one value per epoch"
+        parts = tag.lower().split("/")
+        q = (any(p.startswith("val") for p in parts[:-1]) or parts[-1].startswith("val_"),
+             parts[-1].removeprefix("val_").removesuffix("_iteration"), "iteration" in tag.lower())
+        assert q not in quantities, f"{tag} and {quantities[q]} are the same quantity"
+        quantities[q] = tag
+    assert sorted(images.get("val/overlays", [])) == [1, 2], f"expected one val/overlays grid per epoch: {images}"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -75,17 +75,17 @@ def test_train_outputs(trained, tiny_phe):
     assert val == [Path(r["image"]).name for r in recs if r["fold"] == FOLD]
 
 
-def test_tensorboard_has_epoch_scalars(trained):
+def test_tensorboard_has_epoch_scalars_and_overlays(trained):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     files = list((trained / "tb").glob("events.out.tfevents.*"))
     assert len(files) == 1  # one writer
-    acc = EventAccumulator(str(files[0]))
+    acc = EventAccumulator(str(files[0]), size_guidance={"images": 0, "scalars": 0})
     acc.Reload()
-    tags = set(acc.Tags()["scalars"])
-    assert {"epoch/box_loss", "epoch/cls_loss", "epoch/dfl_loss", "epoch/map50", "epoch/map50_95",
-            "epoch/precision", "epoch/recall"} <= tags
-    assert [e.step for e in acc.Scalars("epoch/map50")] == [1, 2]
+    assert {"train/box_loss", "train/cls_loss", "train/dfl_loss", "val/map50", "val/map50_95",
+            "val/precision", "val/recall"} <= set(acc.Tags()["scalars"])
+    assert [e.step for e in acc.Scalars("val/map50")] == [1, 2]
+    assert [e.step for e in acc.Images("val/overlays")] == [1, 2]
 
 
 def test_evaluate(trained, tiny_phe):

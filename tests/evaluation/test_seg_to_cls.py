@@ -51,8 +51,10 @@ def test_cross_fitting_applies_each_halfs_threshold_to_the_other(tmp_path):
     assert saved == json.loads(json.dumps(res))
     with open(tmp_path / "seg_to_cls_predictions.csv") as f:
         pred = list(csv.DictReader(f))
-    assert list(pred[0]) == ["patient", "slice", "pred_area", "prediction", "label"]
+    assert list(pred[0]) == ["patient", "slice", "pred_area", "prediction", "label", "area_threshold"]
     assert [int(r["prediction"]) for r in pred] == [0, 0, 0, 1, 0, 1, 1, 1]
+    # each row says which A decided it: the one chosen on the other half of the patients
+    assert [r["area_threshold"] for r in pred] == ["20", "20", "10", "10", "20", "20", "10", "10"]
     with open(tmp_path / "seg_to_cls_sweep.csv") as f:
         sweep = list(csv.DictReader(f))
     assert len(sweep) == len(res["sweep"]) and "f1" in sweep[0]

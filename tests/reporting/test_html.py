@@ -1,15 +1,19 @@
-"""The report references only files that exist and shows what the stages wrote."""
+"""The report: says when data is synthetic, gives n and patient-level intervals, embeds and links every image."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
+import time
 
+import pytest
 from PIL import Image
 
-from medpipe.reporting.html import build_report
+from medpipe.reporting.html import _pick_examples, _text, _value, build_report
 from tests.conftest import make_png_dataset
+
+PATIENTS = ("0001", "0002", "0004")
 
 
 def _fake_run(run, metrics, pngs):
@@ -17,35 +21,136 @@ def _fake_run(run, metrics, pngs):
     (run / "eval/metrics.json").write_text(json.dumps(metrics))
     for p in pngs:
         (run / p).parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (20, 20), (200, 10, 10)).save(run / p)
+        Image.new("RGB", (40, 20) if "curves" in p else (20, 20), (200, 10, 10)).save(run / p)
 
 
-def test_report_is_self_contained_and_complete(tmp_path):
+def _csv(path, header, rows):
+    path.write_text(",".join(header) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+
+
+@pytest.fixture
+def work(tmp_path, request):
+    """A prepared tiny dataset (synthetic when the test asks) and fake sich_cls and sich_seg runs on 3 patients."""
     from data_prep import phe_sich
 
+    synthetic = getattr(request, "param", True)
     work = tmp_path / "work"
     make_png_dataset(tmp_path / "src")
+    if synthetic:
+        (tmp_path / "src" / ".medpipe-synth.json").write_text("{}")
     phe_sich.prepare(tmp_path / "src", work / "data", {"folds": 2}, workers=1, progress=None)
-    _fake_run(work / "sich_cls", {"accuracy": 0.9, "f1": 0.8, "fold": 0},
-              ["eval/confusion_matrix.png", "eval/roc.png", "eval/gradcam/TP_0001_01.png"])
-    (work / "sich_cls/predictions.csv").write_text(
-        "patient,slice,image,probability,prediction,label\n0001,1,x,0.9,1,1\n0001,0,x,0.2,0,0\n")
-    _fake_run(work / "sich_seg", {"dice": 0.5, "iou": 0.33, "seg_to_cls": {"area_threshold": 10, "selection": "cross-fitted",
-                                                                           "accuracy": 1.0}},
-              ["eval/pixel_confusion.png", "eval/overlays/0001_01.png"])
-    (work / "sich_seg/predictions.csv").write_text(
-        "patient,slice,image,pred_area,target_area,dice,label\n0001,1,x,40,50,0.8,1\n0001,0,x,0,0,,0\n")
-    paths = build_report(work, work / "report", params={"src": None})
+
+    slices = [(p, s) for p in PATIENTS for s in range(3)]
+    labels = [int(s > 0) for _, s in slices]
+    _fake_run(work / "sich_cls", {"accuracy": 0.9, "f1": 0.8, "fold": 0, "records": "val", "threshold": 0.5, "n": 9},
+              ["eval/training_curves.png", "eval/confusion_matrix.png", "eval/roc.png",
+               "eval/gradcam/TP_0001_01.png", "eval/gradcam/TP_0001_02.png", "eval/gradcam/TP_0002_01.png",
+               "eval/gradcam/FN_0004_02.png", "eval/gradcam/TN_0001_00.png"])
+    probs = [0.1, 0.9, 0.8, 0.2, 0.7, 0.6, 0.3, 0.9, 0.4]
+    _csv(work / "sich_cls/predictions.csv", ["patient", "slice", "image", "probability", "prediction", "label"],
+         [(p, s, "x", q, int(q >= 0.5), y) for (p, s), q, y in zip(slices, probs, labels)])
+    (work / "sich_cls/run_config.json").write_text(json.dumps({"cuda": None, "settings": {
+        "device": "cpu", "network_name": "resnet18", "limit": None, "amp": False, "time_limit_s": None,
+        "max_epochs": 3, "patience": 8, "early_stop_metric": "val_f1", "learning_rate": 0.001, "pretrained_path": None}}))
+    (work / "sich_cls/history.json").write_text(json.dumps({"epoch": [1, 2], "loss": [1.0, 0.5], "lr": [1e-3, 1e-3]}))
+
+    _fake_run(work / "sich_seg", {"dice": 0.5, "iou": 0.33, "sensitivity": 0.6, "n_cases": 9, "fold": 0, "records": "val",
+                                  "seg_to_cls": {"area_threshold": 10, "selection": "cross-fitted", "accuracy": 5 / 9,
+                                                 "recall": 0.5}},
+              ["eval/training_curves.png", "eval/pixel_confusion.png", "eval/overlays/TP_0001_01.png",
+               "eval/overlays/FP_0002_00.png", "eval/overlays/FN_0004_02.png"])
+    areas = [0, 40, 12, 30, 50, 0, 0, 25, 8]
+    seg = [(p, s, "x", a, 20 * y, 0.8 if y and a else ("0.0" if y or a else ""), y, min(a, 20 * y), a - min(a, 20 * y),
+            20 * y - min(a, 20 * y)) for (p, s), a, y in zip(slices, areas, labels)]
+    _csv(work / "sich_seg/predictions.csv",
+         ["patient", "slice", "image", "pred_area", "target_area", "dice", "label", "tp", "fp", "fn"], seg)
+    # cross-fitted: patients 0001 and 0004 scored with A = 20 (chosen on 0002), 0002 with A = 10: 5 of 9 right
+    # (in-sample, A = 10 everywhere: 6 of 9)
+    thr = {"0001": 20, "0002": 10, "0004": 20}
+    _csv(work / "sich_seg/eval/seg_to_cls_predictions.csv",
+         ["patient", "slice", "pred_area", "prediction", "label", "area_threshold"],
+         [(p, s, a, int(a >= thr[p]), y, thr[p]) for (p, s), a, y in zip(slices, areas, labels)])
+    (work / "sich_seg/eval/seg_to_cls_metrics.json").write_text(json.dumps({
+        "selection": "cross-fitted", "area_threshold": 10, "metric": "f1",
+        "folds": [{"patients": ["0001", "0004"], "area_threshold": 20, "n": 6},
+                  {"patients": ["0002"], "area_threshold": 10, "n": 3}]}))
+    return work
+
+
+def _visible(text: str) -> str:
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)
+
+
+def test_report_says_synthetic_shows_n_and_intervals_and_embeds_every_image(work):
+    t0 = time.perf_counter()
+    paths = build_report(work, work / "report", params={"src": None, "device": None, "time_limit_s": None,
+                                                         "synth_patients": 5, "fold": 0})
+    took = time.perf_counter() - t0
     text = open(paths["html"]).read()
-    assert not re.findall(r'src="(?!data:image/png;base64,)', text)  # every image embedded
-    assert text.count("data:image/png;base64,") == 5
-    assert "1796" not in text and "16 records from 5 patients" in text
-    assert "Not run (no eval/metrics.json)" in text  # sich_det absent: said, not hidden
-    assert "Slice classifier (sich_cls, ResNet)" in text and "(sich_seg, nnU-Net-style DynUNet), area &gt;= A" in text
-    assert "leaks patients" in text
+    seen = _visible(text)
+    # synthetic: a banner at the top, and the reference column says it is real data, not comparable
+    assert seen.index("Synthetic data.") < seen.index("<h2>Dataset</h2>")
+    assert "not the real dataset" in seen and "REAL data: not comparable" in seen
+    assert "synthetic data from medpipe synth" in seen
+    # the evaluated set beside each metrics table, and patient-level intervals
+    assert "Evaluated on validation fold 0: 9 slices of 3 patients (0001, 0002, 0004), 6 positive." in seen
+    assert re.search(r"<td class=\"num\">0\.900 \(0\.\d{2}–1\.00\)</td>", seen)  # sich_cls accuracy with its CI
+    dice = re.search(r"Dice \(global\)</td><td class=\"num\">0\.500 \((\d\.\d+)–(\d\.\d+)\)", seen)
+    assert dice and float(dice.group(1)) <= 0.5 <= float(dice.group(2))
+    assert "patient-level bootstrap (1000 resamples of the 3 patients" in seen and "crude" in seen
+    # settings in words: the device used, no Python literals, unset options left out
+    assert "device</b>: auto (used: cpu)" in seen and "<b>device</b>: cpu" in seen
+    assert "limit" not in seen.replace("time_limit_s", "") and "pretrained" not in seen
+    for word in ("None", "True", "False", "n/a"):
+        assert not re.search(rf"\b{word}\b", re.sub(r"<[^>]+>", " ", seen)), word
+    # one story for the segmentation-derived classifier: cross-fitted in both places, in-sample labelled
+    assert "A = 20 px for patients 0001, 0004; A = 10 px for patients 0002" in seen
+    assert "(sich_seg, nnU-Net-style DynUNet), area &gt;= A" in seen and "area &gt;= 10 px, in-sample" in seen
+    cmp = seen[seen.index("Slice classifiers on the same validation slices"):]
+    assert re.search(r"area &gt;= A<br><small>A chosen on the other half of the patients \(cross-fitted\)</small></td>"
+                     r"<td class=\"num\">9</td><td class=\"num\">0\.556", cmp)  # the section's number, same protocol
+    assert "Not run (no eval/metrics.json)" in seen  # sich_det absent: said, not hidden
+    # every image embedded, and each one in the Markdown twin as a file that exists
+    assert not re.findall(r'src="(?!data:image/png;base64,)', text)
     md = open(paths["md"]).read()
-    for link in re.findall(r"\]\((images/[^)]+)\)", md):
-        assert (work / "report" / link).is_file()
+    links = re.findall(r"\]\((images/[^)]+)\)", md)
+    files = sorted(p.name for p in (work / "report/images").iterdir())
+    assert text.count("data:image/png;base64,") == len(links) == len(files) == 13
+    assert sorted(link.split("/")[1] for link in links) == files
+    assert 'class="figs wide"' in text  # training curves across the page
+    assert took < 5  # 0.3 s here; the report must not pull in scikit-learn or matplotlib
+
     shutil.rmtree(work / "sich_seg")
     text2 = open(build_report(work, work / "report")["html"]).read()
     assert "Fewer than two slice classifiers" in text2
+
+
+@pytest.mark.parametrize("work", [False], indirect=True)
+def test_real_data_has_no_banner_and_names_the_reference_caveat(work):
+    seen = _visible(open(build_report(work, work / "report", params={"src": "/data/PHE", "synth_size": 128,
+                                                                      "download_dir": "x"})["html"]).read())
+    assert "Synthetic data." not in seen and "the real download" in seen
+    assert "seed project (reference)" in seen and "leaks patients" in seen and "optimistic" in seen
+    assert "synth_size" not in seen and "download_dir" not in seen  # not used when --src is given
+
+
+def test_examples_spread_over_outcomes_and_patients(tmp_path):
+    names = ["TP_0001_01.png", "TP_0001_02.png", "TP_0002_05.png", "FP_0001_03.png", "FN_0003_01.png", "TN_0001_00.png"]
+    files = [tmp_path / n for n in names]
+    picked = [p.name for p in _pick_examples(files, 4)]
+    assert picked == ["TP_0001_01.png", "FP_0001_03.png", "FN_0003_01.png", "TN_0001_00.png"]
+    picked = [p.name for p in _pick_examples(files, 5)]
+    assert picked[4] == "TP_0002_05.png"  # a second true positive from another patient, not the adjacent slice
+    assert [p.name for p in _pick_examples([tmp_path / "0001_03.png", tmp_path / "0002_01.png"], 1)] == ["0001_03.png"]
+
+
+@pytest.mark.parametrize("value, text", [(None, "—"), (True, "yes"), (False, "no"), (0.001, "0.001"),
+                                         ([64, 64], "64 × 64"), ("cpu", "cpu")])
+def test_values_in_words(value, text):
+    assert _text(value) == text
+
+
+@pytest.mark.parametrize("v, ci, text", [(0.8123, (0.7, 0.9), "0.812 (0.70–0.90)"), (None, None, "—"),
+                                         (0.9995, (0.9991, 0.9998), "1.000 (0.999–1.000)"), (0.5, (None, None), "0.500 (0/0)")])
+def test_metric_with_interval(v, ci, text):
+    assert _value(v, ci) == text

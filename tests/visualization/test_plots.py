@@ -9,6 +9,7 @@ from PIL import Image
 from medpipe.metrics import area_threshold_sweep, choose_area_threshold
 from medpipe.visualization import (image_grid, overlay_boxes, overlay_contours, overlay_heatmap,
                                    plot_confusion_matrix, plot_curves, plot_roc, plot_threshold_sweep)
+from medpipe.visualization.plots import curve_panels, is_learning_rate
 
 PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
@@ -70,13 +71,44 @@ def test_roc_single_class_does_not_crash(tmp_path, y):
 
 def test_curves(tmp_path):
     hist = {"train_loss": [1.0, 0.7, 0.5, 0.4], "val_loss": [1.1, None, 0.6, None],
-            "val_dice": [0.2, 0.4, 0.5, 0.55], "val_auroc": [0.6, 0.7, 0.75, 0.8]}
+            "val_dice": [0.2, 0.4, 0.5, 0.55], "val_auroc": [0.6, 0.7, 0.75, 0.8], "lr": [1e-3, 1e-3, 5e-4, 1e-4]}
     p = tmp_path / "curves.png"
     check_png(p, plot_curves(hist, p, title="run 1"))
+    with Image.open(p) as im:
+        assert im.width > 2.5 * im.height  # one wide figure, meant to be shown full width
     only_loss = tmp_path / "loss.png"
     check_png(only_loss, plot_curves({"loss": [3.0, 2.0, 1.5]}, only_loss))
     with pytest.raises(ValueError):
         plot_curves({}, tmp_path / "none.png")
+    with pytest.raises(ValueError):
+        plot_curves({"lr": []}, tmp_path / "none.png")
+
+
+@pytest.mark.parametrize("key, is_lr", [("lr", True), ("LR", True), ("lr/pg0", True), ("lr0", True), ("head_lr", True),
+                                        ("learning_rate", True), ("val_f1", False), ("lrap", False),
+                                        ("val_loss", False), ("clr_loss", False)])
+def test_learning_rate_keys(key, is_lr):
+    assert is_learning_rate(key) is is_lr
+
+
+def test_curve_panels_keep_the_learning_rate_off_the_metric_axis():
+    from medpipe.visualization.plots import _curves_figure
+
+    hist = {"loss": [0.6, 0.3], "lr": [1e-3, 1e-4], "val_f1": [0.5, 0.9], "val_accuracy": [0.4, 0.8],
+            "box_loss": [3.0, 300.0]}
+    assert curve_panels(hist) == [("Loss", ["loss", "box_loss"]), ("Metrics", ["val_f1", "val_accuracy"]),
+                                  ("Learning rate", ["lr"])]
+    fig = _curves_figure(hist, "t")
+    axes = {ax.get_title(): ax for ax in fig.axes}
+    assert set(axes) == {"Loss", "Metrics", "Learning rate"}
+    metric_labels = [ln.get_label() for ln in axes["Metrics"].get_lines()]
+    assert all(not lbl.startswith("lr") for lbl in metric_labels)
+    assert axes["Metrics"].get_ylim() == pytest.approx((-0.02, 1.02))  # scores on their full 0..1 scale
+    assert axes["Learning rate"].get_yscale() == "log"
+    assert axes["Loss"].get_yscale() == "log"  # 0.3 .. 300: one exploding loss must not flatten the rest
+    # end values are in the legend, not as text labels on the lines (which overlapped)
+    assert all(not ax.texts for ax in fig.axes)
+    assert metric_labels == ["val_f1: last 0.900, max 0.900 (epoch 2)", "val_accuracy: last 0.800, max 0.800 (epoch 2)"]
 
 
 def test_threshold_sweep(tmp_path):
@@ -121,6 +153,12 @@ def test_overlay_heatmap(tmp_path, image):
     p = tmp_path / "cam.png"
     cam = np.outer(np.hanning(8), np.hanning(10))  # coarser than the image: stretched over it
     check_png(p, overlay_heatmap(image, cam, p, title="Grad-CAM"))
+    # on a shared scale a weak map stays weak instead of being stretched to the full colour range
+    weak, strong = tmp_path / "weak.png", tmp_path / "strong.png"
+    overlay_heatmap(np.zeros((64, 80)), cam * 0.01, weak, value_range=(0, 1), label="activation")
+    overlay_heatmap(np.zeros((64, 80)), cam, strong, value_range=(0, 1), label="activation")
+    red = [np.asarray(Image.open(f).convert("RGB"), dtype=float)[..., 0].mean() for f in (weak, strong)]
+    assert red[0] < red[1]
 
 
 def test_constant_image_is_fine(tmp_path):
