@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from medpipe.bundle.checkpoint import (check_consistent, conflicts, load_settings, read_sidecar, sidecar_path,
-                                       write_model_settings)
+from medpipe.bundle.checkpoint import (check_consistent, conflicts, load_settings, read_sidecar, record_decision,
+                                       sidecar_path, write_model_settings)
 from medpipe.errors import UserError
 
 SETTINGS = {"image_size": 64, "network_name": "dynunet", "patch_size": [32, 32], "class_names": ["bg", "phe"],
@@ -27,7 +27,7 @@ def ckpt(tmp_path):
 def test_round_trip(ckpt):
     rec = read_sidecar(ckpt, "sich_seg")
     assert rec["settings"] == SETTINGS and rec["network"] == {"name": "dynunet"} and rec["medpipe_version"]
-    assert load_settings(ckpt, "sich_seg") == SETTINGS
+    assert load_settings(ckpt, "sich_seg") == {**SETTINGS, "decision": {}}
     assert sidecar_path(ckpt).name == "model.json"
     other = ckpt.with_name("checkpoint_last.pt")
     torch.save({}, other)
@@ -69,3 +69,12 @@ def test_bad_checkpoints(tmp_path, ckpt):
     (lone.parent / "model.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(UserError, match="not a medpipe model settings file"):
         read_sidecar(lone)
+
+
+def test_decisions_are_stored_only_from_the_runs_own_validation(ckpt, tmp_path):
+    assert not record_decision(ckpt, {"area_threshold": 40}, "/data", "test")  # a test set never sets them
+    assert not record_decision(ckpt, {"area_threshold": 40}, str(tmp_path / "external"), "val")
+    assert record_decision(ckpt, {"area_threshold": 68}, "/data", "val")
+    d = load_settings(ckpt)["decision"]
+    assert d["area_threshold"] == 68 and "validation fold" in d["chosen_on"]
+    assert read_sidecar(ckpt)["settings"] == SETTINGS  # the model's settings are untouched
