@@ -689,10 +689,12 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
                    for f in rep["folds"]], ["fold", "patients", "records", "positives"])
         a = rep.get("accounting") or {}
         kinds = rep.get("anomaly_counts") or {}
-        doc.para(f"Files: {a.get('files_seen')} seen = {a.get('files_in_records')} in records + "
-                 f"{a.get('files_skipped')} skipped. Anomalies: "
-                 f"{', '.join(f'{k} x{v}' for k, v in kinds.items()) or 'none'}. "
-                 f"Skipped entries: {len(rep.get('skipped') or [])}.", cls="note")
+        from medpipe.prepare.report import skipped_breakdown
+
+        why = "; ".join(skipped_breakdown(rep)) if rep.get("skipped") else ""
+        doc.para(f"Files in the source: {a.get('files_seen')} = {a.get('files_in_records')} used in records + "
+                 f"{a.get('files_skipped')} not used{f' ({why})' if why else ''}. Anomalies (kept, reported in "
+                 f"prepare_report.md): {', '.join(f'{k} x{v}' for k, v in kinds.items()) or 'none'}.", cls="note")
     else:
         doc.para("No prepare_report.json found.")
     if params:
