@@ -18,6 +18,7 @@ import importlib
 
 DATASETS = {
     "phe-sich": "data_prep.phe_sich:DATASET",
+    "cxr14": "data_prep.cxr14:DATASET",
 }
 
 

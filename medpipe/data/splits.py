@@ -95,6 +95,14 @@ def _patient_label_matrix(patient_labels: Mapping[str, Sequence[int]]) -> tuple[
     pids = sorted(patient_labels)
     if not pids:
         raise ValueError("patient_labels is empty: no patient to split")
+    # fast path (one array check; 30k patients in milliseconds); the loop below names a bad row
+    try:
+        y = np.asarray([patient_labels[pid] for pid in pids])
+    except ValueError:  # ragged
+        y = None
+    if (y is not None and y.ndim == 2 and y.shape[1] > 0
+            and (y.dtype == bool or np.issubdtype(y.dtype, np.number)) and np.isin(y, (0, 1)).all()):
+        return pids, y.astype(np.int64)
     rows = []
     for pid in pids:
         v = np.asarray(list(patient_labels[pid]))

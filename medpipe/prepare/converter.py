@@ -123,6 +123,23 @@ class Converter:
 
         return default_stratum(records, self.tasks())
 
+    def assign_parts(self, records: list[dict], folds: int, seed: int, test_fraction: float) -> list | None:
+        """The dataset's own split, for datasets that ship one (e.g. official train/test lists).
+
+        Return None (the default) to let the engine split patients into ``folds`` stratified folds
+        (plus ``test_fraction``); otherwise a list parallel to ``records`` giving each record's part:
+        an int fold in ``0..folds-1`` or the string ``"test"``. The engine audits the result like its
+        own split: a patient whose records land in two parts fails the run, naming the patient.
+        """
+        return None
+
+    def positive(self, record: dict, tasks: dict) -> int:
+        """1 when a record counts as positive in the report's ``positives`` (default: see
+        :func:`engine.default_positive`; override when, e.g., a multi-label set has a "normal" label)."""
+        from medpipe.prepare.engine import default_positive
+
+        return default_positive(record, tasks)
+
     # ------------------------------------------------------------------ outputs
 
     def export(self, out: Path, final_out: Path, train: list[dict], test: list[dict]) -> dict:

@@ -13,7 +13,9 @@ does the rest. In order:
    leftovers of killed runs are cleaned;
 4. the converter plans work units; they run in a worker pool, writing into a temp folder;
 5. every record is validated against the declared tasks; patients are split into folds
-   (stratified; multi-label datasets by iterative stratification) and the split audited;
+   (stratified; multi-label datasets by iterative stratification), or the converter assigns the
+   parts itself (:meth:`~medpipe.prepare.converter.Converter.assign_parts`, for datasets that ship
+   their own split), and the split is audited;
 6. ``--strict`` turns any anomaly or skipped file into an error; then the dataset's exports,
    ``datalist.json`` (with the ``dataset``/``tasks``/``input`` header and ``synthetic``: whether
    ``--src`` is ``medpipe synth`` output, see :func:`synthetic_marker`), ``prepare_report.{json,md}``
@@ -300,7 +302,8 @@ def split_patients(conv, per_patient: dict, folds: int, seed: int, test_fraction
     return splits.patient_kfold(strata, sizes, folds=folds, seed=seed, test_fraction=test_fraction)
 
 
-def _positive(r, tasks) -> int:
+def default_positive(r, tasks) -> int:
+    """A record's positivity for the report: label > 0; any multi-label label; else any box."""
     if "label" in tasks:
         return int(r["label"] > 0)
     if "labels" in tasks:
@@ -308,6 +311,51 @@ def _positive(r, tasks) -> int:
     if "boxes" in tasks:
         return int(bool(r["boxes"]))
     return 0
+
+
+TEST = "test"
+
+
+def _split_or_explain(spec, conv, per_patient, opts, src):
+    """The engine's patient split; too few patients for the folds becomes a UserError saying what to do."""
+    try:
+        return split_patients(conv, per_patient, opts["folds"], opts["seed"], opts["test_fraction"])
+    except ValueError as e:
+        import math
+
+        n, tf = len(per_patient), opts["test_fraction"]
+        n_train = n - (math.ceil(tf * n) if tf else 0)
+        fix = (f"use --folds {n_train} or fewer" if n_train >= 2 else
+               "lower --test-fraction" if n >= 2 else "a dataset with at least two patients is needed")
+        raise UserError(
+            f"--folds {opts['folds']}: {n} patient{'s' if n != 1 else ''} found in {src} ({e}). Every fold "
+            f"needs at least one patient" + (f", after --test-fraction {tf:g} holds some out" if tf else "")
+            + f": {fix}, or add patients"
+            + (f" (e.g. `medpipe synth {spec.name} --patients {opts['folds'] * 2}`)." if spec.synthesizer else ".")
+        ) from e
+
+
+def _own_parts(records, parts, folds: int, dataset: str):
+    """Check a converter's :meth:`~medpipe.prepare.converter.Converter.assign_parts` result.
+
+    Returns ``(fold_of, test_patients, part_of)``: patient -> its (first) fold, the sorted test
+    patients, and the checked part of every record. Patients found in two parts are left for the
+    audit to name.
+    """
+    parts = list(parts)
+    if len(parts) != len(records):
+        raise RuntimeError(f"internal error in the {dataset} converter: assign_parts returned {len(parts)} parts "
+                           f"for {len(records)} records")
+    fold_of: dict[str, int] = {}
+    for r, part in zip(records, parts):
+        if part == TEST:
+            continue
+        if isinstance(part, bool) or not isinstance(part, int) or not 0 <= part < folds:
+            raise RuntimeError(f"internal error in the {dataset} converter: record {r.get('image')!r} was given "
+                               f"part {part!r}; expected a fold in 0..{folds - 1} or {TEST!r}")
+        fold_of.setdefault(r["patient"], part)
+    test_patients = sorted({r["patient"] for r, part in zip(records, parts) if part == TEST})
+    return fold_of, test_patients, parts
 
 
 def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, say, t0, rebuild_reason,
@@ -352,31 +400,23 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
         per_patient = defaultdict(list)
         for r in records:
             per_patient[r["patient"]].append(r)
-        try:
-            fold_of, test_patients = split_patients(conv, per_patient, opts["folds"], opts["seed"],
-                                                    opts["test_fraction"])
-        except ValueError as e:
-            import math
-
-            n, tf = len(per_patient), opts["test_fraction"]
-            n_train = n - (math.ceil(tf * n) if tf else 0)
-            fix = (f"use --folds {n_train} or fewer" if n_train >= 2 else
-                   "lower --test-fraction" if n >= 2 else "a dataset with at least two patients is needed")
-            raise UserError(
-                f"--folds {opts['folds']}: {n} patient{'s' if n != 1 else ''} found in {src} ({e}). Every fold "
-                f"needs at least one patient" + (f", after --test-fraction {tf:g} holds some out" if tf else "")
-                + f": {fix}, or add patients"
-                + (f" (e.g. `medpipe synth {spec.name} --patients {opts['folds'] * 2}`)." if spec.synthesizer else ".")
-            ) from e
+        parts = conv.assign_parts(records, opts["folds"], opts["seed"], opts["test_fraction"])
+        if parts is not None:
+            fold_of, test_patients, part_of = _own_parts(records, parts, opts["folds"], spec.name)
+        else:
+            fold_of, test_patients = _split_or_explain(spec, conv, per_patient, opts, src)
+            part_of = [fold_of.get(r["patient"], TEST) for r in records]
         order = {p: i for i, p in enumerate(sorted(per_patient))}
-        records.sort(key=lambda r: order[r["patient"]])  # stable: each patient's records keep their order
+        # stable: each patient's records keep their order
+        ranked = sorted(zip(records, part_of), key=lambda rp: order[rp[0]["patient"]])
+        records = [r for r, _ in ranked]
         train, test = [], []
-        for r in records:
-            if r["patient"] in fold_of:
-                r["fold"] = fold_of[r["patient"]]
-                train.append(r)
-            else:
+        for r, part in ranked:
+            if part == TEST:
                 test.append(r)
+            else:
+                r["fold"] = part
+                train.append(r)
         from medpipe.data.splits import audit_patient_split
 
         audit_patient_split(train, test)
@@ -401,7 +441,7 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
 
         def fold_stats(rs):
             return {"patients": len({r["patient"] for r in rs}), "records": len(rs),
-                    "positives": sum(_positive(r, tasks) for r in rs), **conv.fold_stats(rs)}
+                    "positives": sum(conv.positive(r, tasks) for r in rs), **conv.fold_stats(rs)}
 
         n_skipped = sum(s.get("files", 1) for s in skipped)
         files_seen = len(files) + len(scan.problems)
@@ -414,8 +454,8 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
             "inputs": dict(sorted(inputs.items())) | {"total": files_seen},
             "records": len(records), "training_records": len(train), "test_records": len(test),
             "patients": len(per_patient),
-            "positive_patients": sum(any(_positive(r, tasks) for r in rs) for rs in per_patient.values()),
-            "positives": sum(_positive(r, tasks) for r in records),
+            "positive_patients": sum(any(conv.positive(r, tasks) for r in rs) for rs in per_patient.values()),
+            "positives": sum(conv.positive(r, tasks) for r in records),
             **R.per_class(records, tasks),
             "folds": [{"fold": f, **fold_stats([r for r in train if r["fold"] == f])} for f in range(opts["folds"])],
             "test": fold_stats(test) if test else None, "test_patients": test_patients,
