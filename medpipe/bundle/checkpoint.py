@@ -145,6 +145,46 @@ def record_decision(ckpt_path: str | os.PathLike, decision: dict, dataset_dir=No
     return True
 
 
+def class_thresholds(trained: dict, default: float = 0.5) -> list[float]:
+    """The per-class decision thresholds an evaluation stored with a multi-label checkpoint, in class order.
+
+    ``trained`` is what :func:`load_settings` returns; a class without a stored threshold (or a
+    checkpoint never evaluated on its validation fold) gets ``default``.
+
+    Example:
+        >>> class_thresholds({"class_names": ["a", "b"], "decision": {"thresholds": {"b": 0.3}}})
+        [0.5, 0.3]
+    """
+    stored = (trained.get("decision") or {}).get("thresholds") or {}
+    return [float(stored.get(c, default)) for c in trained.get("class_names") or []]
+
+
+def evaluation_thresholds(trained: dict, records: str = "val") -> dict:
+    """The per-class thresholds a multi-label evaluation of ``records`` decides with, and where they come from.
+
+    The run's validation fold (``records`` ``val``) chooses them (maximum F1 per class; in-sample for
+    those records, then stored with the checkpoint); any other records use the stored ones, else 0.5.
+
+    Returns:
+        ``{"values": "choose" | {name: t} | None, "source": str}`` for
+        :class:`~medpipe.handlers.classification.ClassificationReport`'s ``thresholds`` and
+        ``threshold_source``.
+
+    Example:
+        >>> evaluation_thresholds({"decision": {}}, "test")
+        {'values': None, 'source': '0.5 for every class: no thresholds stored with the checkpoint (evaluate its validation fold first)'}
+    """
+    if str(records) == "val":
+        return {"values": "choose", "source": ""}
+    decision = trained.get("decision") or {}
+    if decision.get("thresholds"):
+        return {"values": dict(decision["thresholds"]),
+                "source": f"chosen per class (maximum F1) on {decision.get('chosen_on', 'the validation fold')}, "
+                          f"stored in models/model.json"}
+    return {"values": None,
+            "source": "0.5 for every class: no thresholds stored with the checkpoint (evaluate its validation fold first)"}
+
+
 def _same(a, b) -> bool:
     a, b = _jsonable(a), _jsonable(b)
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):

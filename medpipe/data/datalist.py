@@ -205,11 +205,16 @@ def parse_records(records: str | int, num_folds: int | None = None) -> tuple[str
 
 
 def select_records(dataset_dir, records: str = "val", fold: int = 0, label_key: str | None = None,
-                   limit: int | None = None) -> list[dict]:
-    """Records to evaluate: ``records`` as in :func:`parse_records` (``val`` = fold ``fold``)."""
+                   limit: int | None = None, scalars_only: bool = True) -> list[dict]:
+    """Records to evaluate: ``records`` as in :func:`parse_records` (``val`` = fold ``fold``).
+
+    ``scalars_only=False`` keeps list/dict values (boxes, e.g. the NIH boxes a localisation score
+    needs); such records do not collate into batches.
+    """
     dl = load_datalist(dataset_dir)
     split, f = parse_records(records, int(dl.get("num_folds", 0) or 0) or None)
-    return load_split(dataset_dir, fold if f is None else f, split, limit=limit, label_key=label_key)
+    return load_split(dataset_dir, fold if f is None else f, split, limit=limit, label_key=label_key,
+                      scalars_only=scalars_only)
 
 
 def check_same_labels(dataset_dir, label_key: str, trained: dict, ckpt_path: str = "the checkpoint") -> dict:

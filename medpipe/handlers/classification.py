@@ -197,8 +197,14 @@ class ClassificationReport(_Collector):
 
     Files under ``output_dir``: ``eval/metrics.json`` (CONTRACT keys of the label kind),
     ``predictions.csv``, ``eval/confusion_matrix.png`` (binary/multiclass), ``eval/roc.png``
-    (per class for multiclass/multi-label), ``eval/classification_report.txt``,
-    ``eval/training_curves.png`` (from the training run's ``history.json``) and ``eval/gradcam/*.png``.
+    (per class for multiclass/multi-label, all curves in one figure), ``eval/classification_report.txt``,
+    ``eval/training_curves.png`` (from the training run's ``history.json``), ``eval/gradcam/*.png``
+    and, for multi-label models, ``eval/per_class.csv``.
+
+    Multi-label models get per-class decision thresholds (``thresholds``), patient-level bootstrap
+    intervals of every class's AUROC and of the mean, the evaluated set's size, patients and
+    positives per class, and published values beside ours
+    (:func:`medpipe.evaluation.multilabel.multilabel_summary`).
 
     Args:
         output_dir: where the outputs go.
@@ -211,18 +217,29 @@ class ClassificationReport(_Collector):
         transform: the deterministic pre-processing used by the evaluator, to rebuild Grad-CAM inputs.
         run_dir: the training run folder (its ``history.json`` gives the curves); default ``output_dir``.
         extra: additional JSON-able facts to record in metrics.json (split, fold, checkpoint...).
+        thresholds: multi-label: ``"choose"`` (per class, maximum F1 on the evaluated records: the
+            run's own validation fold), per-class values (list in class order or ``{name: t}``, e.g.
+            those a validation evaluation stored with the checkpoint), or None (``threshold``).
+        threshold_source: multi-label: where given ``thresholds`` come from (recorded in metrics.json).
+        references: multi-label: published per-class AUROC to show beside ours
+            (``{"source", "note", "auroc_mean", "auroc_per_class"}``).
+        n_boot: multi-label: patient-level bootstrap resamples of the AUROC intervals (0: none).
     """
 
     def __init__(self, output_dir: str, network=None, kind: str = "binary", class_names=("negative", "positive"),
                  threshold: float = 0.5, gradcam_layer: str | None = None, n_gradcam: int = 2, transform=None,
-                 device="cpu", run_dir: str | None = None, extra: dict | None = None) -> None:
+                 device="cpu", run_dir: str | None = None, extra: dict | None = None, thresholds=None,
+                 threshold_source: str = "", references: dict | None = None, n_boot: int = 1000) -> None:
         super().__init__()
         self.output_dir = Path(output_dir).expanduser().absolute()
         self.run_dir = Path(run_dir) if run_dir else self.output_dir
         self.network, self.kind, self.class_names, self.threshold = network, kind, list(class_names), threshold
         self.gradcam_layer, self.n_gradcam, self.transform, self.device = gradcam_layer, n_gradcam, transform, device
         self.extra = extra or {}
+        self.thresholds, self.threshold_source, self.references = thresholds, threshold_source, references
+        self.n_boot = int(n_boot or 0)
         self.metrics: dict | None = None
+        self.all_rows: list[dict] = []
 
     def _done(self, engine: Engine) -> None:
         from medpipe.engines.distributed import is_main_rank
@@ -231,17 +248,23 @@ class ClassificationReport(_Collector):
         rows = gather_lists(self.rows)
         if not is_main_rank():
             return
+        self.all_rows = rows
         missing = sum("label" not in r for r in rows)
         if missing:
             raise RuntimeError(f"{missing} evaluated records have no label")
         ev = self.output_dir / "eval"
         ev.mkdir(parents=True, exist_ok=True)
         y, s = P.labels_and_scores(self.kind, rows)
-        m = classification_metrics_for(self.kind, y, s, self.class_names, threshold=self.threshold)
+        threshold = self.threshold
+        if self.kind == "multilabel":
+            m = self._multilabel(y, s, rows, ev)
+            threshold = [m["thresholds"][c] for c in self.class_names]
+        else:
+            m = classification_metrics_for(self.kind, y, s, self.class_names, threshold=self.threshold)
         m.update(self.extra)
         self.metrics = m
         write_json(ev / "metrics.json", m, atomic=True)
-        write_predictions_csv(rows, self.output_dir / "predictions.csv", self.kind, self.class_names, self.threshold)
+        write_predictions_csv(rows, self.output_dir / "predictions.csv", self.kind, self.class_names, threshold)
         self._plots(m, y, s, ev, len(rows))
         (ev / "classification_report.txt").write_text(self._report_text(m, len(rows)))
         if self.network is not None and self.gradcam_layer:
@@ -254,6 +277,20 @@ class ClassificationReport(_Collector):
         log.info("evaluation (%s, n=%d): %s", self.kind, len(rows),
                  ", ".join(f"{k} {m[k]:.4g}" for k in keys if isinstance(m.get(k), (int, float))))
         log.info("wrote %s", ev)
+
+    def _multilabel(self, y: np.ndarray, s: np.ndarray, rows: list[dict], ev: Path) -> dict:
+        """The multi-label summary (metrics, thresholds, intervals, references) and ``eval/per_class.csv``."""
+        from medpipe.evaluation.multilabel import PER_CLASS_COLUMNS, multilabel_summary, per_class_rows
+        from medpipe.utils.fs import write_csv_atomic
+
+        patients = [r.get("patient") if r.get("patient") not in (None, "") else f"row{i}" for i, r in enumerate(rows)]
+        thresholds = self.threshold if self.thresholds is None else self.thresholds
+        source = self.threshold_source or ("" if self.thresholds is not None else f"{self.threshold} for every class")
+        m = multilabel_summary(y, s, self.class_names, patients, thresholds=thresholds, threshold_source=source,
+                               references=self.references, n_boot=self.n_boot)
+        m["kind"] = "multilabel"
+        write_csv_atomic(per_class_rows(m), ev / "per_class.csv", PER_CLASS_COLUMNS)
+        return m
 
     def _plots(self, m: dict, y: np.ndarray, s: np.ndarray, ev: Path, n: int) -> None:
         from medpipe.visualization.plots import plot_confusion_matrix, plot_curves, plot_roc, plot_roc_curves
@@ -269,8 +306,10 @@ class ClassificationReport(_Collector):
             plot_roc_curves({c: ((y == i).astype(int), s[:, i]) for i, c in enumerate(self.class_names)},
                             ev / "roc.png", title=f"ROC one class vs the rest (n={n})")
         else:
+            pats = (m.get("evaluated") or {}).get("patients")
             plot_roc_curves({c: (y[:, i], s[:, i]) for i, c in enumerate(self.class_names)}, ev / "roc.png",
-                            title=f"ROC per finding (n={n})")
+                            title=f"ROC per finding ({n} images" + (f", {pats} patients)" if pats else ")")
+                            + (f", mean AUROC {m['auroc_mean']:.3f}" if isinstance(m.get("auroc_mean"), float) else ""))
         hist = self.run_dir / "history.json"
         if hist.exists():
             h = json.loads(hist.read_text())
@@ -280,7 +319,9 @@ class ClassificationReport(_Collector):
         def f(v):
             return "n/a" if v is None else f"{v:.4f}"
 
-        lines = [f"{self.kind} classification: {n} images, threshold {self.threshold:g}", ""]
+        thr = "per-class thresholds (see metrics.json)" if isinstance(m.get("thresholds"), dict) else \
+            f"threshold {self.threshold:g}"
+        lines = [f"{self.kind} classification: {n} images, {thr}", ""]
         pc = m.get("per_class") or {}
         cols = [c for c in ("precision", "recall", "specificity", "f1", "auroc", "support") if any(c in d for d in pc.values())]
         lines.append(f"{'class':<24}" + "".join(f"{c:>12}" for c in cols))
@@ -340,8 +381,7 @@ class ClassificationReport(_Collector):
         return {k: v for k, v in groups.items() if v}
 
     def _gradcam(self, rows, out: Path) -> None:
-        from monai.visualize import GradCAM
-
+        from medpipe.evaluation.localization import raw_grad_cam
         from medpipe.visualization.plots import overlay_heatmap
 
         if out.exists():
@@ -351,11 +391,11 @@ class ClassificationReport(_Collector):
         net = self.network.module if isinstance(self.network, torch.nn.parallel.DistributedDataParallel) else self.network
         was_training = net.training
         net.eval()
-        # MONAI's default normalizer maps (min, max) to (1, 0), i.e. flips the map; here the raw
-        # (ReLU'd) maps are kept and drawn on one scale per explained class: the strongest map among
-        # the examples is 1. Stretching each map on its own turned faint evidence on confident
-        # negatives into a bright blob; a flat map (no evidence anywhere) is said in the title.
-        cam = GradCAM(nn_module=net, target_layers=self.gradcam_layer, postprocessing=lambda m: m)
+        # raw (ReLU'd) maps (raw_grad_cam: MONAI's default normalizer would flip them), drawn on one
+        # scale per explained class: the strongest map among the examples is 1. Stretching each map
+        # on its own turned faint evidence on confident negatives into a bright blob; a flat map (no
+        # evidence anywhere) is said in the title.
+        cam = raw_grad_cam(net, self.gradcam_layer)
         drawn = []
         for key, rs in groups.items():
             for r, idx in rs:

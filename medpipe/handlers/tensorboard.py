@@ -151,7 +151,7 @@ def _name(names: Sequence[str], i: int) -> str:
 
 def _slice_id(r: dict) -> str:
     p, s = r.get("patient"), r.get("slice")
-    if p is None:
+    if p is None or s is None:  # images that are not slices of a volume (radiographs): the file's name
         return os.path.splitext(os.path.basename(str(r.get("image", "?"))))[0]
     return f"{p}/{int(s):02d}" if isinstance(s, (int, np.integer)) else f"{p}/{s}"
 

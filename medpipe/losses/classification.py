@@ -3,6 +3,11 @@
 One function so that a bundle config stays a one-liner whatever labels its dataset declares::
 
     "loss": "$medpipe.losses.classification.build_loss(@task, @train#data, @imbalance, len(@class_names), @device)"
+
+A multi-label bundle names the same choice ``pos_weight`` (``auto``: per-class positive weights
+computed from the training records, ``none``: unweighted), as CheXNet reproductions do::
+
+    "loss": "$medpipe.losses.classification.build_loss(@task, @train#data, @pos_weight, len(@class_names), @device, setting='pos_weight')"
 """
 
 from __future__ import annotations
@@ -10,10 +15,12 @@ from __future__ import annotations
 import torch
 
 IMBALANCE = ("weighted_loss", "sampler", "none")
+#: the values of a multi-label bundle's ``pos_weight`` setting -> the ``imbalance`` they mean
+POS_WEIGHT = {"auto": "weighted_loss", "none": "none"}
 
 
 def build_loss(kind: str, data: list[dict] | None = None, imbalance: str = "weighted_loss", num_classes: int = 2,
-               device="cpu", key: str = "label") -> torch.nn.Module:
+               device="cpu", key: str = "label", setting: str = "imbalance") -> torch.nn.Module:
     """The training loss for ``kind`` labels.
 
     Args:
@@ -21,10 +28,13 @@ def build_loss(kind: str, data: list[dict] | None = None, imbalance: str = "weig
             (``BCEWithLogitsLoss`` over one logit per class).
         data: the training records (for class weights).
         imbalance: ``weighted_loss`` (inverse-frequency class weights / per-class positive weights
-            from ``data``), ``sampler`` (a balanced sampler does the work; plain loss) or ``none``.
+            ``negatives / positives`` from ``data``), ``sampler`` (a balanced sampler does the work;
+            plain loss) or ``none``; with ``setting="pos_weight"``: ``auto`` or ``none``.
         num_classes: number of classes (the network's outputs).
         device: where the weights live.
         key: the record key holding the label.
+        setting: the config setting that chose ``imbalance`` (``imbalance`` or ``pos_weight``), for
+            messages.
 
     Example:
         >>> build_loss("multiclass", [{"label": 0}, {"label": 2}, {"label": 2}], num_classes=3).weight.shape
@@ -33,11 +43,21 @@ def build_loss(kind: str, data: list[dict] | None = None, imbalance: str = "weig
     from medpipe.data.datalist import class_weights
     from medpipe.errors import UserError
 
+    if setting == "pos_weight":
+        if imbalance not in POS_WEIGHT:
+            raise UserError(f"--pos_weight {imbalance}: choose auto (per-class positive weights from the training "
+                            f"folds) or none (unweighted BCE).")
+        imbalance = POS_WEIGHT[imbalance]
     if imbalance not in IMBALANCE:
-        raise UserError(f"--imbalance {imbalance}: choose one of {', '.join(IMBALANCE)}.")
+        raise UserError(f"--{setting} {imbalance}: choose one of {', '.join(IMBALANCE)}.")
     weighted = imbalance == "weighted_loss" and data
     if kind == "multilabel":
         pw = class_weights(data, key).to(device) if weighted else None
+        if pw is not None:
+            import logging
+
+            logging.getLogger("medpipe").info("BCE positive weights (negatives/positives of %d training records): %s",
+                                              len(data), ", ".join(f"{v:.3g}" for v in pw.tolist()))
         return torch.nn.BCEWithLogitsLoss(pos_weight=pw)
     if kind in ("binary", "multiclass"):
         w = class_weights(data, key, num_classes).to(device) if weighted else None

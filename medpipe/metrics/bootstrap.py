@@ -32,7 +32,7 @@ import numpy as np
 
 __all__ = ["patient_bootstrap", "bootstrap_distribution", "resample_counts", "count_statistic",
            "auroc_statistic", "pixel_statistic", "mean_statistic", "classification_cis",
-           "segmentation_cis", "COUNT_METRICS", "PIXEL_METRICS"]
+           "segmentation_cis", "multilabel_auroc_cis", "COUNT_METRICS", "PIXEL_METRICS"]
 
 #: metrics of 0/1 labels and 0/1 predictions that :func:`count_statistic` builds
 COUNT_METRICS = ("accuracy", "precision", "recall", "f1", "specificity")
@@ -266,3 +266,49 @@ def segmentation_cis(patients: Sequence, tp, fp, fn, dice=None, n_boot: int = 10
     if dice is not None:
         stats["dice_per_case_mean"] = mean_statistic(dice)
     return patient_bootstrap(patients, stats, n_boot=n_boot, seed=seed, alpha=alpha)
+
+
+def multilabel_auroc_cis(patients: Sequence, labels, scores, class_names: Sequence[str], n_boot: int = 1000,
+                         seed: int = 0, alpha: float = 0.05) -> dict:
+    """Intervals of each label's AUROC and of their mean, over the same patient-level resamples.
+
+    Args:
+        patients: the patient id of each row (image).
+        labels: 0/1 label vectors ``(N, C)``.
+        scores: per-label scores ``(N, C)``.
+        class_names: the ``C`` names.
+        n_boot: resamples; seed: their seed; alpha: 0.05 for 95 %.
+
+    Returns:
+        ``{"auroc_per_class": {name: (lo, hi) or None}, "auroc_mean": (lo, hi) or None}``. A label
+        whose column is constant on the evaluated set has no interval (None) and is left out of the
+        mean. In each resample the mean is over the labels defined in that resample (a rare label
+        without a positive patient drawn drops out of that resample's mean).
+
+    Example:
+        >>> ci = multilabel_auroc_cis(list("aabbccdd"), [[1, 0], [0, 1], [1, 0], [0, 0], [0, 1], [1, 1], [0, 0], [1, 0]],
+        ...                           [[.9, .2], [.1, .8], [.7, .3], [.2, .1], [.3, .6], [.8, .9], [.4, .2], [.6, .4]],
+        ...                           ["a", "b"], n_boot=200)
+        >>> sorted(ci), sorted(ci["auroc_per_class"])
+        (['auroc_mean', 'auroc_per_class'], ['a', 'b'])
+    """
+    y = np.asarray(labels, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 2 or y.shape != s.shape or y.shape[1] != len(class_names):
+        raise ValueError(f"labels {y.shape} and scores {s.shape} must both be (N, {len(class_names)})")
+    per_class: dict = {}
+    dists = []
+    for k, name in enumerate(class_names):
+        col = y[:, k]
+        if not 0 < col.sum() < col.size:
+            per_class[str(name)] = None
+            continue
+        d = bootstrap_distribution(patients, auroc_statistic(col, s[:, k]), n_boot, seed)
+        per_class[str(name)] = _interval(d, alpha)
+        dists.append(d)
+    mean = None
+    if dists:
+        stack = np.stack(dists)
+        ok = np.isfinite(stack)
+        mean = _interval(_ratio(np.where(ok, stack, 0.0).sum(axis=0), ok.sum(axis=0).astype(np.float64)), alpha)
+    return {"auroc_per_class": per_class, "auroc_mean": mean}

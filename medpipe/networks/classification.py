@@ -1,30 +1,55 @@
-"""Slice classifiers selectable by name: ResNet18/34, DenseNet121, EfficientNet-B0 (1-channel input).
+"""2D image classifiers selectable by name (1-channel input, one logit per class).
 
-No hub weights are ever downloaded; ``pretrained_path`` loads a local checkpoint (e.g. torchvision
-ImageNet weights saved beforehand), adapting a 3-channel first convolution to 1 channel by summing
-over its input channels and skipping a classifier head of another size.
+ResNet18/34/50, DenseNet121 and EfficientNet-B0 are torchvision's definitions; Xception is timm's
+(``legacy_xception``, the original architecture of Chollet 2017). No hub weights are ever
+downloaded; ``pretrained_path`` loads a local checkpoint (e.g. torchvision ImageNet weights saved
+beforehand, or a CheXNet reproduction's ``model.pth.tar``), adapting a 3-channel first convolution
+to 1 channel by summing over its input channels and skipping a classifier head of another size.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
 
-#: name -> the layer Grad-CAM reads: the last block at stride 16, not the last one (stride 32). At the
-#: 128-256 px slices medpipe trains on, stride 32 leaves a 4x4-8x8 map whose upsampled blobs cover
-#: most of the head (on the demo's sich_cls: 32 % of the image above half the maximum, 2.2x chance
-#: mass on the lesion); stride 16 halves the blob size and doubles the mass on the lesion.
-GRADCAM_LAYERS = {
-    "resnet18": "layer3",
-    "resnet34": "layer3",
-    "densenet121": "features.denseblock3",
-    "efficientnet_b0": "features.5",
+#: name -> the layers Grad-CAM may read: ``last``, the last block (stride 32: the CAM of CheXNet and
+#: Wang et al.), and ``stride16``, the last block at stride 16. At the 128-256 px slices sich_cls
+#: trains on, stride 32 leaves a 4x4-8x8 map whose upsampled blobs cover most of the head (on the
+#: demo's sich_cls: 32 % of the image above half the maximum, 2.2x chance mass on the lesion);
+#: stride 16 halves the blob size and doubles the mass on the lesion.
+CAM_LAYERS = {
+    "resnet18": {"last": "layer4", "stride16": "layer3"},
+    "resnet34": {"last": "layer4", "stride16": "layer3"},
+    "resnet50": {"last": "layer4", "stride16": "layer3"},
+    "densenet121": {"last": "features.denseblock4", "stride16": "features.denseblock3"},
+    "efficientnet_b0": {"last": "features.8", "stride16": "features.5"},
+    "xception": {"last": "act4", "stride16": "block11"},
 }
-CLASSIFIERS = tuple(GRADCAM_LAYERS)
+#: name -> the stride-16 layer (what sich_cls's Grad-CAM reads)
+GRADCAM_LAYERS = {name: layers["stride16"] for name, layers in CAM_LAYERS.items()}
+CLASSIFIERS = tuple(CAM_LAYERS)
+
+
+def cam_layer(network_name: str, which: str | None = "last") -> str | None:
+    """The layer Grad-CAM reads for ``network_name``: ``which`` is ``last``, ``stride16`` or a layer
+    name of the network; ``none`` (or None): no Grad-CAM.
+
+    Example:
+        >>> cam_layer("densenet121"), cam_layer("densenet121", "stride16"), cam_layer("resnet50", "layer2")
+        ('features.denseblock4', 'features.denseblock3', 'layer2')
+    """
+    from medpipe.errors import UserError
+
+    if which in (None, "none", "None"):
+        return None
+    if network_name not in CAM_LAYERS:
+        raise UserError(f"--network_name {network_name}: choose one of {', '.join(CLASSIFIERS)}.")
+    return CAM_LAYERS[network_name].get(which, which)
 
 
 def _first_conv_to(model: nn.Module, attr_path: str, in_channels: int) -> None:
@@ -48,8 +73,9 @@ def build_classifier(name: str = "resnet18", in_channels: int = 1, num_classes: 
     """Build a 2D classifier.
 
     Args:
-        name: one of ``resnet18``, ``resnet34``, ``densenet121``, ``efficientnet_b0``.
-        in_channels: input channels (1 for CT slices).
+        name: one of :data:`CLASSIFIERS` (``resnet18``, ``resnet34``, ``resnet50``, ``densenet121``,
+            ``efficientnet_b0``, ``xception``).
+        in_channels: input channels (1 for CT slices and radiographs).
         num_classes: output logits.
         pretrained_path: optional local state_dict to start from (never downloaded).
         dropout: dropout before the last linear layer.
@@ -64,7 +90,7 @@ def build_classifier(name: str = "resnet18", in_channels: int = 1, num_classes: 
     """
     import torchvision
 
-    if name in ("resnet18", "resnet34"):
+    if name in ("resnet18", "resnet34", "resnet50"):
         model = getattr(torchvision.models, name)(weights=None)
         _first_conv_to(model, "conv1", in_channels)
         model.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(model.fc.in_features, num_classes))
@@ -76,11 +102,38 @@ def build_classifier(name: str = "resnet18", in_channels: int = 1, num_classes: 
         model = torchvision.models.efficientnet_b0(weights=None)
         _first_conv_to(model, "features.0.0", in_channels)
         model.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(model.classifier[1].in_features, num_classes))
+    elif name == "xception":
+        import timm
+
+        model = timm.create_model("legacy_xception", pretrained=False, in_chans=in_channels, num_classes=num_classes,
+                                  drop_rate=dropout)
     else:
-        raise ValueError(f"unknown classifier {name!r}; choose one of {', '.join(CLASSIFIERS)}")
+        from medpipe.errors import UserError
+
+        raise UserError(f"--network_name {name}: unknown classifier; choose one of {', '.join(CLASSIFIERS)}.")
     if pretrained_path:
         load_pretrained(model, pretrained_path)
     return model
+
+
+#: torchvision's fix for DenseNet checkpoints written before PyTorch 0.4 ("norm.1" -> "norm1"), which
+#: CheXNet reproductions still ship
+_OLD_DENSENET = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+                           r"((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+
+
+def _own_key(k: str, own: dict) -> str | None:
+    """The key of ``own`` a checkpoint key ``k`` stands for: as is, without wrapper prefixes
+    (``module.``, ``densenet121.``...), in the current DenseNet naming, or with the head at
+    ``fc.1``/``classifier.1`` (here heads are ``Sequential(Dropout, Linear)``)."""
+    k = _OLD_DENSENET.sub(r"\1\2", k)
+    parts = k.split(".")
+    for i in range(len(parts)):
+        cand = ".".join(parts[i:])
+        for alt in (cand, re.sub(r"^(fc|classifier)\.(?:0\.)?(weight|bias)$", r"\1.1.\2", cand)):
+            if alt in own:
+                return alt
+    return None
 
 
 def load_pretrained(model: nn.Module, path: str) -> dict:
@@ -91,14 +144,10 @@ def load_pretrained(model: nn.Module, path: str) -> dict:
     own = model.state_dict()
     loaded, adapted, skipped = {}, [], []
     for k, v in state.items():
-        k2 = k[len("module."):] if k.startswith("module.") else k
-        if k2 not in own:
-            # torchvision heads are wrapped in Sequential(Dropout, Linear) here
-            alt = k2.replace("fc.", "fc.1.").replace("classifier.", "classifier.1.")
-            if alt not in own:
-                skipped.append(k)
-                continue
-            k2 = alt
+        k2 = _own_key(k, own)
+        if k2 is None:
+            skipped.append(k)
+            continue
         if own[k2].shape == v.shape:
             loaded[k2] = v
         elif v.ndim == 4 and own[k2].ndim == 4 and v.shape[0] == own[k2].shape[0] and own[k2].shape[1] == 1:

@@ -4,7 +4,8 @@
   foreground percentiles, subtract the mean, divide by the std (statistics from
   :mod:`medpipe.data.stats`).
 * :class:`IntensityMode` / :class:`IntensityModed`: fixed scalings of 0..255 input: ``"unit"``
-  (``x/255``), ``"symmetric"`` (``x/127.5 - 1``) or ``"imagenet"`` (``x/255`` then ImageNet mean/std).
+  (``x/255``; also spelled ``"zero_one"``), ``"symmetric"`` (``x/127.5 - 1``; ``"minus_one_one"``)
+  or ``"imagenet"`` (``x/255`` then ImageNet mean/std).
 
 All are deterministic and accept numpy arrays, torch tensors and MONAI ``MetaTensor`` (metadata
 kept); they return float32 of the same kind, so ``CacheDataset`` can cache their output.
@@ -26,7 +27,9 @@ __all__ = ["ClipZScore", "ClipZScored", "IntensityMode", "IntensityModed", "INTE
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-INTENSITY_MODES = ("imagenet", "unit", "symmetric")
+#: the other names of the modes (the chest X-ray bundle's wording: ``zero_one``, ``minus_one_one``)
+INTENSITY_ALIASES = {"zero_one": "unit", "minus_one_one": "symmetric"}
+INTENSITY_MODES = ("imagenet", "unit", "symmetric", *INTENSITY_ALIASES)
 _STATS_KEYS = ("mean", "std", "p_low", "p_high")
 
 
@@ -134,8 +137,8 @@ class IntensityMode(Transform):
 
     Modes:
 
-    * ``"unit"``: ``x / 255`` -> [0, 1].
-    * ``"symmetric"``: ``x / 127.5 - 1`` -> [-1, 1].
+    * ``"unit"`` (or ``"zero_one"``): ``x / 255`` -> [0, 1].
+    * ``"symmetric"`` (or ``"minus_one_one"``): ``x / 127.5 - 1`` -> [-1, 1].
     * ``"imagenet"``: ``x / 255`` then ImageNet normalization: per channel for 3-channel
       channel-first input, else the mean of the ImageNet means/stds (0.449, 0.226) -- what an
       ImageNet-style encoder expects from a gray slice.
@@ -151,7 +154,7 @@ class IntensityMode(Transform):
     def __init__(self, mode: str = "unit") -> None:
         if mode not in INTENSITY_MODES:
             raise ValueError(f"unknown intensity mode {mode!r}; valid modes: {', '.join(INTENSITY_MODES)}")
-        self.mode = mode
+        self.mode = INTENSITY_ALIASES.get(mode, mode)
 
     def __call__(self, img):
         x = _float32(img)
@@ -177,7 +180,7 @@ class IntensityModed(MapTransform):
 
     Args:
         keys: keys of the images to scale.
-        mode: ``"imagenet"``, ``"unit"`` or ``"symmetric"``.
+        mode: one of :data:`INTENSITY_MODES`.
         allow_missing_keys: skip absent keys instead of raising.
 
     Example:

@@ -493,7 +493,8 @@ def overlay_contours(image, mask_true, mask_pred, path, title: str | None = None
 
 
 def overlay_heatmap(image, heatmap, path, title: str | None = None, alpha: float = 0.4,
-                    value_range: tuple[float, float] | None = None, label: str | None = None) -> Path:
+                    value_range: tuple[float, float] | None = None, label: str | None = None,
+                    boxes_true=None, boxes_pred=None) -> Path:
     """Grayscale image under a jet-colored heat map (e.g. Grad-CAM), with a colorbar.
 
     The heat map is min-max normalized (or, with ``value_range``, scaled from that range, so that
@@ -509,6 +510,8 @@ def overlay_heatmap(image, heatmap, path, title: str | None = None, alpha: float
         value_range: ``(lo, hi)`` mapped to 0 and 1 (values outside are clipped); None: the map's own
             min and max.
         label: colorbar label (default "normalized activation").
+        boxes_true: reference boxes ``[xmin, ymin, xmax, ymax]`` in pixels of ``image``, drawn green.
+        boxes_pred: boxes derived from the map (same pixels), drawn red.
 
     Returns:
         The written path.
@@ -533,6 +536,16 @@ def overlay_heatmap(image, heatmap, path, title: str | None = None, alpha: float
                    extent=(-0.5, w - 0.5, h - 0.5, -0.5),
                    interpolation="bilinear" if heat.shape != img.shape else "nearest")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label or "normalized activation")
+    if boxes_true is not None or boxes_pred is not None:
+        from matplotlib.patches import Rectangle
+
+        bt, bp = (np.zeros((0, 4)) if b is None or len(b) == 0 else _array(b).astype(np.float64).reshape(-1, 4)
+                  for b in (boxes_true, boxes_pred))
+        for boxes, color in ((bt, TRUE_COLOR), (bp, PRED_COLOR)):
+            for x0, y0, x1, y1 in boxes:  # box edges are pixel edges: pixel j spans [j - 0.5, j + 0.5] here
+                ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=color, lw=1.8))
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(h - 0.5, -0.5)
     ax.set_title(title or "Heat map")
     return _save(fig, path)
 

@@ -16,3 +16,12 @@ def test_loss_follows_the_label_kind():
         build_loss("binary", data, "oversample")
     with pytest.raises(UserError, match="segmentation"):
         build_loss("segmentation", data)
+
+
+def test_multilabel_pos_weight_setting():
+    data = [{"label": [1, 0]}, {"label": [0, 0]}, {"label": [1, 1]}]
+    auto = build_loss("multilabel", data, "auto", 2, setting="pos_weight")
+    assert auto.pos_weight.tolist() == [0.5, 2.0]  # negatives / positives of each class
+    assert build_loss("multilabel", data, "none", 2, setting="pos_weight").pos_weight is None
+    with pytest.raises(UserError, match="--pos_weight balanced: choose auto"):
+        build_loss("multilabel", data, "balanced", 2, setting="pos_weight")

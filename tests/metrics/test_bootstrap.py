@@ -142,3 +142,20 @@ def test_bad_arguments():
         patient_bootstrap(["a"], mean_statistic([1.0]), alpha=1.5)
     with pytest.raises(ValueError, match="no rows"):
         patient_bootstrap([], mean_statistic([]))
+
+
+def test_multilabel_auroc_intervals_per_class_and_mean():
+    from medpipe.metrics.bootstrap import auroc_statistic, multilabel_auroc_cis, patient_bootstrap
+
+    rng = np.random.default_rng(0)
+    n = 60
+    patients = [f"p{i // 2}" for i in range(n)]
+    y = np.stack([rng.integers(0, 2, n), rng.integers(0, 2, n), np.zeros(n, int)], axis=1)
+    s = np.clip(y * 0.4 + rng.random((n, 3)) * 0.6, 0, 1)
+    ci = multilabel_auroc_cis(patients, y, s, ["a", "b", "never"], n_boot=300, seed=3)
+    assert ci["auroc_per_class"]["never"] is None  # no positive: no AUROC, no interval
+    for k, name in enumerate("ab"):  # the same resamples as a one-class bootstrap with the same seed
+        assert ci["auroc_per_class"][name] == patient_bootstrap(patients, auroc_statistic(y[:, k], s[:, k]), 300, 3)
+    lo, hi = ci["auroc_mean"]
+    a, b = ci["auroc_per_class"]["a"], ci["auroc_per_class"]["b"]
+    assert min(a[0], b[0]) <= lo <= hi <= max(a[1], b[1])

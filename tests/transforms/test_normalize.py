@@ -61,7 +61,9 @@ def test_missing_stats_file(tmp_path):
 
 @pytest.mark.parametrize("mode, expected", [
     ("unit", [0.0, 0.5, 1.0]),
+    ("zero_one", [0.0, 0.5, 1.0]),
     ("symmetric", [-1.0, 0.0, 1.0]),
+    ("minus_one_one", [-1.0, 0.0, 1.0]),
     ("imagenet", [(0 - 0.449) / 0.226, (0.5 - 0.449) / 0.226, (1 - 0.449) / 0.226]),
 ])
 @pytest.mark.parametrize("kind", range(4))
