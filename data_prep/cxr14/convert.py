@@ -365,30 +365,33 @@ class Cxr14Converter(Converter):
         disagree: dict[str, str] = {}
         n_dis, n_cmp, dis_by_class = 0, 0, Counter()
         patients_by_part: dict[str, set] = defaultdict(set)
+        as_text: dict[tuple, str] = {}  # findings -> labels as the lists write them
+        rows = table.rows
         for part, rel in chosen.items():
             if split == "official":
-                entries = {n: None for n in T.read_name_list(src / rel, name=rel)}
+                entries = dict.fromkeys(T.read_name_list(src / rel, name=rel))
             else:
                 entries = T.read_chexnet_list(src / rel, name=rel)
             info["entries"][part] = len(entries)
+            pats = patients_by_part[part]
             for name, labs in entries.items():
                 if name in part_of and part_of[name] != part:
                     info["in_two_lists"] += 1
                     continue
                 part_of[name] = part
-                p = L.parse_image_index(name)
-                if p:
-                    patients_by_part[part].add(p[0])
-                row = table.rows.get(name)
+                row = rows.get(name)
+                pats.add(row.patient if row is not None else name[:8])
                 if labs is not None and row is not None and not row.unknown:
                     n_cmp += 1
-                    mine = L.findings_vector(row.findings)
-                    if list(labs) != mine:
+                    mine = as_text.get(row.findings)
+                    if mine is None:
+                        mine = as_text[row.findings] = T.labels_text(L.findings_vector(row.findings))
+                    if labs != mine:
                         n_dis += 1
-                        diff = [f for f, a, b in zip(L.FINDINGS, labs, mine) if a != b]
-                        dis_by_class.update(diff)
-                        disagree[name] = (f"{rel} says {', '.join(f for f, v in zip(L.FINDINGS, labs) if v) or 'none'}"
-                                          f", the label file says {row.finding_labels!r}")
+                        theirs = labs.split()
+                        dis_by_class.update(f for f, a, b in zip(L.FINDINGS, theirs, mine.split()) if a != b)
+                        said = ", ".join(f for f, v in zip(L.FINDINGS, theirs) if v == "1") or "none"
+                        disagree[name] = f"{rel} says {said}, the label file says {row.finding_labels!r}"
         parts = list(patients_by_part)
         shared = set()
         for i, a in enumerate(parts):
@@ -646,7 +649,8 @@ class Cxr14Converter(Converter):
                 bias["per_class"][n] = {"train": a, "test": b, "ratio": round(a / b, 4) if b else None,
                                         "prevalence_train": round(pa, 5), "prevalence_test": round(pb, 5),
                                         "prevalence_ratio": round(pa / pb, 4) if pb else None}
-            tot_a, tot_b = sum(ct), sum(cs)
+            disease = [i for i, n in enumerate(names) if n != L.NORMAL_CATEGORY]  # Normal is no disease
+            tot_a, tot_b = sum(ct[i] for i in disease), sum(cs[i] for i in disease)
             bias["findings_ratio"] = round(tot_a / tot_b, 4) if tot_b else None
         conv = Counter(r["source"]["mode"] for r in records if r["source"]["converted"])
         stats = dict(getattr(self, "stats", {}) or {})
@@ -716,7 +720,7 @@ class Cxr14Converter(Converter):
         if not b:
             lines.append("No test set (use --test-fraction, --split official or --split chexnet for one).")
         else:
-            lines += [f"Images train (all folds) : test = {b['images_ratio']:.2f} : 1; positive labels "
+            lines += [f"Images train (all folds) : test = {b['images_ratio']:.2f} : 1; positive finding labels "
                       f"{b['findings_ratio'] if b['findings_ratio'] is not None else 'n/a'} : 1. A class whose ratio is "
                       f"far from the images' ratio is over- or under-represented in test.", "",
                       "| class | train | test | ratio | prevalence train | prevalence test | prevalence ratio |",

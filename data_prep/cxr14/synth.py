@@ -156,6 +156,25 @@ def _patient_findings(seed: int, n: int) -> list[list[str]]:
     return out
 
 
+def _test_patients(seed: int, findings: list[list[str]]) -> set[int]:
+    """Patients (numbers) of the official test list: about :data:`TEST_FRACTION` of them, chosen so
+    that every finding has test patients (rarest first), then filled up at random."""
+    rng = np.random.default_rng([seed, 11])
+    n = len(findings)
+    n_test = max(1, round(TEST_FRACTION * n))
+    with_f = {f: [i + 1 for i, fs in enumerate(findings) if f in fs] for f in L.FINDINGS}
+    test: set[int] = set()
+    for f in sorted(L.FINDINGS, key=lambda f: (len(with_f[f]), L.FINDINGS.index(f))):
+        want = max(1, round(TEST_FRACTION * len(with_f[f]))) if len(with_f[f]) > 1 else 0
+        have = [p for p in with_f[f] if p in test]
+        free = [p for p in with_f[f] if p not in test]
+        for p in rng.permutation(free)[:max(0, min(want - len(have), n_test - len(test)))]:
+            test.add(int(p))
+    rest = [p for p in rng.permutation(n) + 1 if int(p) not in test]
+    test.update(int(p) for p in rest[:max(0, n_test - len(test))])
+    return test
+
+
 def _lung_point(rng, anat: dict, side: int, t_range=(0.25, 0.8), lateral=(-0.2, 0.6)):
     """A point inside one lung (side 0: image left = patient's right), in normalized coordinates."""
     cx = anat["cx"][side]
@@ -401,10 +420,7 @@ def synthesize(out: str | Path, patients: int = 40, size: int = 128, seed: int =
         return done
     n = args["patients"]
     findings = _patient_findings(seed, n)
-    rng_lists = np.random.default_rng([seed, 11])
-    perm = list(rng_lists.permutation(n))
-    n_test = max(1, round(TEST_FRACTION * n))
-    test_patients = {int(i) + 1 for i in perm[:n_test]}
+    test_patients = _test_patients(seed, findings)
     label_name = L.LABEL_FILES[0] if variant == "v2020" else L.LABEL_FILES[1]
 
     rows, bbox_rows, names = [], [], []

@@ -37,7 +37,7 @@ _COLUMNS = {_norm(c): c for c in (L.COL_IMAGE, L.COL_FINDINGS, L.COL_FOLLOW_UP, 
                                   L.COL_SEX, L.COL_VIEW, L.COL_ORIGINAL_SIZE, L.COL_SPACING)}
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """One label-file row: the image's labels and metadata (``findings`` canonical, ``unknown`` not)."""
 
@@ -157,8 +157,7 @@ def read_label_file(path: str | Path, name: str | None = None) -> LabelTable:
             info.update({"file": shown, "header_fields": len(header),
                          "columns": [c for c, _ in cols if c],
                          "trailing_comma": bool(header) and header[-1].strip() == "",
-                         "bracketed_columns": [c for c, p in cols if len(p) > 1],
-                         "age_formats": Counter()})
+                         "bracketed_columns": [c for c, p in cols if len(p) > 1]})
             p_img, p_fl = where[L.COL_IMAGE][0], where[L.COL_FINDINGS][0]
             p_pid = where.get(L.COL_PATIENT, [None])[0]
             p_fu = where.get(L.COL_FOLLOW_UP, [None])[0]
@@ -168,7 +167,7 @@ def read_label_file(path: str | Path, name: str | None = None) -> LabelTable:
             p_size = where.get(L.COL_ORIGINAL_SIZE)
             need = max(p for p in (p_img, p_fl, p_pid, p_fu) if p is not None)
             finding_cache: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {}
-            rows, n = table.rows, 0
+            rows, n, age_formats = table.rows, 0, Counter()
             for line, rec in enumerate(reader, start=2):
                 if not rec or (len(rec) == 1 and not rec[0].strip()):
                     continue
@@ -178,7 +177,6 @@ def read_label_file(path: str | Path, name: str | None = None) -> LabelTable:
                     continue
                 img = rec[p_img].strip()
                 fl = rec[p_fl].strip()
-                parsed = L.parse_image_index(img)
                 if not img:
                     _note(info, "malformed_rows", {"line": line, "fields": len(rec)})
                     continue
@@ -199,42 +197,39 @@ def read_label_file(path: str | Path, name: str | None = None) -> LabelTable:
                     _note(info, "unknown_findings", {"line": line, "image": img, "names": list(unknown)})
                 elif odd:
                     _note(info, "odd_finding_labels", {"line": line, "image": img, "finding_labels": fl})
-                pid = None
-                if p_pid is not None and rec[p_pid].strip():
-                    try:
-                        pid = L.patient_id(int(float(rec[p_pid])))
-                    except ValueError:
-                        pid = None
-                if pid is None:
-                    if parsed is None:
-                        _note(info, "malformed_rows", {"line": line, "fields": len(rec), "why": "no patient id"})
-                        continue
-                    pid = parsed[0]
-                elif parsed is not None and parsed[0] != pid:
-                    _note(info, "patient_mismatch", {"line": line, "image": img, "patient_id": pid})
-                follow_up = None
-                if p_fu is not None:
-                    try:
-                        follow_up = int(float(rec[p_fu]))
-                    except ValueError:
-                        follow_up = parsed[1] if parsed else None
+                pid = _int(rec[p_pid]) if p_pid is not None else None
+                pid = None if pid is None else f"{pid:08d}"
+                if pid is None or img[:8] != pid:  # rare: parse the file name
+                    parsed = L.parse_image_index(img)
+                    if pid is None:
+                        if parsed is None:
+                            _note(info, "malformed_rows", {"line": line, "fields": len(rec), "why": "no patient id"})
+                            continue
+                        pid = parsed[0]
+                    elif parsed is not None and parsed[0] != pid:
+                        _note(info, "patient_mismatch", {"line": line, "image": img, "patient_id": pid})
+                follow_up = _int(rec[p_fu]) if p_fu is not None else None
                 age = None
                 if p_age is not None and p_age < len(rec):
-                    age, how = parse_age(rec[p_age])
-                    info["age_formats"][how] += 1
+                    a = rec[p_age]
+                    if a.isdigit() and len(a) < 4:
+                        age, how = int(a), "years"
+                    else:
+                        age, how = parse_age(a)
+                    if age is not None and age > 120:
+                        age, how = None, "implausible"
+                    age_formats[how] += 1
                     if age is None and how != "missing":
-                        _note(info, "age_problems", {"line": line, "image": img, "age": rec[p_age], "why": how})
+                        _note(info, "age_problems", {"line": line, "image": img, "age": a, "why": how})
                 sex = rec[p_sex].strip().upper() or None if p_sex is not None and p_sex < len(rec) else None
                 view = rec[p_view].strip().upper() or None if p_view is not None and p_view < len(rec) else None
                 size = None
                 if p_size and p_size[-1] < len(rec):
-                    try:
-                        size = (int(float(rec[p_size[0]])), int(float(rec[p_size[1]])))
-                    except (ValueError, IndexError):
-                        size = None
+                    w, h = _int(rec[p_size[0]]), _int(rec[p_size[1]])
+                    size = (w, h) if w is not None and h is not None else None
                 rows[img] = Row(img, fl, found, unknown, pid, follow_up, age, sex, view, size, line)
             info["rows"] = n
-            info["age_formats"] = dict(info["age_formats"])
+            info["age_formats"] = dict(age_formats)
             info["patients"] = len({r.patient for r in rows.values()})
             return table
     except OSError as e:
@@ -311,6 +306,17 @@ def read_bbox_file(path: str | Path, name: str | None = None) -> tuple[dict[str,
     return boxes, info
 
 
+def _int(text: str) -> int | None:
+    """``"12"`` -> 12, ``"12.0"`` -> 12, anything else -> None."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return int(float(text))
+        except ValueError:
+            return None
+
+
 def _finite(v: float) -> bool:
     return v == v and v not in (float("inf"), float("-inf"))
 
@@ -351,10 +357,16 @@ def read_name_list(path: str | Path, name: str | None = None) -> list[str]:
     return out
 
 
-def read_chexnet_list(path: str | Path, name: str | None = None) -> dict[str, tuple[int, ...]]:
-    """A CheXNet list: ``<Image Index> <14 labels 0/1>`` per line (the last line may lack its newline)."""
+def read_chexnet_list(path: str | Path, name: str | None = None) -> dict[str, str]:
+    """A CheXNet list: ``<Image Index> <14 labels 0/1>`` per line (the last line may lack its newline).
+
+    Returns:
+        Image Index -> its labels as written, e.g. ``"0 1 0 0 0 0 0 0 0 0 0 0 0 0"`` (compare with
+        :func:`labels_text`; kept as text because 112,120 lines parse several times faster so).
+    """
     shown = name or str(path)
-    out: dict[str, tuple[int, ...]] = {}
+    out: dict[str, str] = {}
+    ok = {"0", "1"}
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
@@ -364,8 +376,13 @@ def read_chexnet_list(path: str | Path, name: str | None = None) -> dict[str, tu
         tok = line.split()
         if not tok:
             continue
-        if len(tok) != n + 1 or any(t not in ("0", "1") for t in tok[1:]):
+        if len(tok) != n + 1 or not set(tok[1:]) <= ok:
             raise DataError(f"{shown}, line {i}: expected an image name and {n} labels 0/1 (CheXNet list "
                             f"format), found {line.strip()[:80]!r}.")
-        out[tok[0]] = tuple(int(t) for t in tok[1:])
+        out[tok[0]] = " ".join(tok[1:])
     return out
+
+
+def labels_text(vector) -> str:
+    """A 0/1 vector written as in the CheXNet lists: ``[0, 1]`` -> ``"0 1"``."""
+    return " ".join(map(str, vector))
