@@ -67,13 +67,13 @@ DATASET = DatasetSpec(
         Option("chexnet_lists", False, "also write CheXNet-style labels/{train,val,test}_list.txt", bool),
     ),
     prepare_examples="""\
-        medpipe prepare cxr14 --src ~/Downloads/ChestX-ray14 --out data/cxr14 --cache-size 256 --link auto
+        medpipe prepare cxr14 --src ~/Downloads/ChestX-ray14 --out data/cxr14 --cache-size 256
         medpipe prepare cxr14 --src ~/Downloads/ChestX-ray14 --out data/cxr14-official --split official
         medpipe prepare cxr14 --src ../shared/data/ChestX-ray14 --out data/cxr14-chexnet --split chexnet
         medpipe prepare cxr14 --src DIR --out data/cxr14-cat --label-set categories --test-fraction 0.2
     """,
     synth_examples="""\
-        medpipe synth cxr14 --out data/cxr14-raw                    # 40 patients x ~3 images, 128 px, ~2 s
+        medpipe synth cxr14 --out data/cxr14-raw                    # 40 patients x ~3 images, 128 px, ~1 s
         medpipe synth cxr14 --out /tmp/cxr14-big --patients 200 --size 256 --chexnet-lists
     """,
 )
