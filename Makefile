@@ -37,6 +37,7 @@ test: install
 
 bench: install
 	$(PY) benchmarks/bench_prepare_phe_sich.py
+	$(PY) benchmarks/bench_prepare_cxr14.py
 
 clean:
 	rm -rf runs data .cache .pytest_cache

@@ -145,6 +145,19 @@ def test_scale_box(box, size, expected):
     assert scale_box(box, *size) == expected
 
 
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGB", "RGBA", "I;16"])
+def test_to_gray_gives_8bit_one_channel(mode):
+    from data_prep.cxr14.convert import to_gray
+
+    a = np.array([[0, 100], [200, 255]], np.uint8)
+    im = Image.fromarray(a.astype(np.uint16) * 257) if mode == "I;16" else Image.fromarray(a).convert(mode)
+    g, note = to_gray(im)
+    assert g.mode == "L" and note == ""
+    assert np.abs(np.asarray(g).astype(int) - a).max() <= (3 if mode == "P" else 0)
+    color, note = to_gray(Image.fromarray(np.dstack([a, a // 2, a]), "RGB"))
+    assert note == "color" and color.mode == "L"
+
+
 def test_resized_size_never_enlarges():
     assert resized_size(1024, 1024, 256) == (256, 256) and resized_size(64, 64, 256) == (64, 64)
 

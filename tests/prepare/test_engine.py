@@ -269,3 +269,48 @@ def test_cli_paragraphs(toy, tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as e:
         main(["prepare", "toi", "--src", str(toy), "--out", str(tmp_path / "o")])
     assert e.value.code == 2 and "did you mean 'toy'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------- a converter's own split
+
+
+@pytest.mark.parametrize("case", ["by_patient", "leak", "bad_part"])
+def test_a_converter_may_assign_the_parts_and_the_engine_audits_them(toy, tmp_path, monkeypatch, case):
+    """``Converter.assign_parts``: datasets that ship their own split (e.g. official lists) give each record's part."""
+    from tests.prepare.toy import ToyConverter
+
+    def parts(self, records, folds, seed, test_fraction):
+        out = []
+        for i, r in enumerate(records):
+            n = int(r["patient"][1:])
+            if case == "bad_part" and i == 0:
+                out.append(folds)
+            elif n == 5 or (case == "leak" and n == 0 and r["image"].endswith("_0.png")):
+                out.append("test")
+            else:
+                out.append(n % folds)
+        return out
+
+    monkeypatch.setattr(ToyConverter, "assign_parts", parts)
+    if case == "leak":
+        with pytest.raises(DataError, match=r"patient 'p00' is in training \(folds \[0\]\) and in test"):
+            run(toy, tmp_path / "out", folds=2)
+        assert not (tmp_path / "out").exists()
+        return
+    if case == "bad_part":
+        with pytest.raises(RuntimeError, match=r"was given part 2; expected a fold in 0..1 or 'test'"):
+            run(toy, tmp_path / "out", folds=2)
+        return
+    rep = run(toy, tmp_path / "out", folds=2)
+    dl, _ = load(tmp_path / "out")
+    assert {r["patient"]: r["fold"] for r in dl["training"]} == {"p00": 0, "p01": 1, "p02": 0, "p03": 1, "p04": 0}
+    assert {r["patient"] for r in dl["test"]} == {"p05"} and rep["test_patients"] == ["p05"]
+    assert dl["patients"]["p05"]["fold"] == "test" and dl["patients"]["p01"]["fold"] == 1
+
+
+def test_a_converter_may_define_what_counts_as_positive(toy, tmp_path, monkeypatch):
+    from tests.prepare.toy import ToyConverter
+
+    monkeypatch.setattr(ToyConverter, "positive", lambda self, r, tasks: 1)
+    rep = run(toy, tmp_path / "out", folds=2)
+    assert rep["positives"] == rep["records"] == 18 and rep["positive_patients"] == 6
