@@ -49,9 +49,9 @@ DATASET = DatasetSpec(
                                         "Normal", str, choices=L.LABEL_SETS),
         Option("label_file", "", "the label file (Data_Entry_2017.csv or Data_Entry_2017_v2020.csv) when it is not "
                                  "under --src, or to choose one", str, metavar="CSV"),
-        Option("cache_size", 0, "also write each image resized to at most PX (8-bit gray) and point the records at "
-                                "it, so training never decodes 1024-px images (0: no cache)", _cache_size,
-               metavar="PX"),
+        Option("cache_size", 0, "store each image resized (longer side PX, never enlarged; 8-bit gray) instead of "
+                                "the original, boxes scaled to it, so training never decodes 1024-px images "
+                                "(0: store the originals)", _cache_size, metavar="PX"),
         Option("verify", "header", "header: check each PNG's header and end (fast); decode: decode every pixel "
                                    "(finds damage inside the pixel data)", str, choices=("header", "decode")),
     ),

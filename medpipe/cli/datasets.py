@@ -120,8 +120,9 @@ def synth(args, extra=None) -> int:
             raise
         raise UserError(f"--out {args.out}: cannot write {e.filename or args.out} ({e.strerror}). Nothing was "
                         f"left behind; choose a folder you can write to.") from e
-    slices = summary.get("slices")
-    what = f"{slices} slices ({summary.get('positive_slices', 0)} with a box), " if slices is not None else ""
+    slices, images = summary.get("slices"), summary.get("images")
+    what = (f"{slices} slices ({summary.get('positive_slices', 0)} with a box), " if slices is not None
+            else f"{images} images, " if images is not None else "")
     print(f"synthetic {args.dataset}: {len(summary['patients'])} patients, {what}{summary['files']} dataset files "
           f"in {summary['out']} (plus medpipe's marker file)")
     if summary.get("quirks"):
