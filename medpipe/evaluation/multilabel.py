@@ -43,7 +43,8 @@ def multilabel_summary(y_true, y_prob, class_names: Sequence[str], patients: Seq
         class_names: the ``C`` names.
         patients: the patient of each image (the bootstrap resamples patients).
         thresholds: ``"choose"`` (per class, maximum F1 on these records), per-class values (a list
-            in class order or a ``{name: t}`` mapping; missing names get 0.5), or None (0.5).
+            in class order or a ``{name: t}`` mapping; missing names get 0.5), one number for every
+            class, or None (0.5).
         threshold_source: words saying where given thresholds come from (recorded as is).
         references: ``{"source": str, "note": str, "auroc_mean": float, "auroc_per_class": {name: float}}``
             to show beside ours (classes not in it get None).
@@ -78,6 +79,8 @@ def multilabel_summary(y_true, y_prob, class_names: Sequence[str], patients: Seq
         thr, source = [0.5] * len(names), threshold_source or "0.5 (no thresholds chosen on validation)"
     elif isinstance(thresholds, Mapping):
         thr, source = [float(thresholds.get(c, 0.5)) for c in names], threshold_source
+    elif np.ndim(thresholds) == 0:
+        thr, source = [float(thresholds)] * len(names), threshold_source or f"{float(thresholds):g} for every class"
     else:
         thr, source = [float(t) for t in thresholds], threshold_source
     m = multilabel_metrics(y, p, names, thresholds=thr)

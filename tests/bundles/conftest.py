@@ -1,9 +1,11 @@
-"""The bundle smoke-test table, a tiny prepared PHE-SICH dataset, and helpers to run bundles exactly as
-users do (subprocesses, from the repository root, under a network guard).
+"""The bundle smoke-test table, tiny prepared datasets, and helpers to run bundles exactly as users do
+(subprocesses, from the repository root, under a network guard).
 
 ``BUNDLE_ROWS`` has one row per registered bundle (``medpipe.bundle.BUNDLES``): the arguments that make
 its training tiny and fast. A new bundle adds a row here; tests/bundles/test_bundles.py runs the same
-train -> evaluate -> infer -> export -> resume (-> torchrun) checks over every row.
+train -> evaluate -> infer -> export -> resume (-> torchrun) checks over every row, each on a tiny
+version of the bundle's registered dataset (``TINY_DATASETS``: the dataset's own synthesizer, then
+``medpipe prepare``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ BUNDLE_ROWS = {
     # fold 1, not prepare's YOLO val fold (0): proves the bundle's fold decides the split
     "sich_det": {"train": ["--image_size", "64", "--batch_size", "4", "--fold", "1"], "runtime": ["--threads", "1"],
                  "ddp": False},
+    # DenseNet121 as by default, on 64-px crops of 72-px images (Grad-CAM of the last block is then 2x2)
+    "cxr14_cls": {"train": ["--image_size", "64", "--resize_size", "72", "--batch_size", "8"],
+                  "runtime": [], "ddp": True},
+}
+#: how each registered dataset is made tiny: its synthesizer's options, then prepare's
+TINY_DATASETS = {
+    "phe-sich": {"synth": {"patients": 6, "size": 64, "seed": 1, "slices": (8, 10), "subsets": ("png", "nifti")},
+                 "prepare": {"folds": 3}},
+    "cxr14": {"synth": {"patients": 15, "size": 64, "seed": 1}, "prepare": {"folds": 3}},
 }
 
 GUARD = '''
@@ -211,16 +222,39 @@ def run_bundle(args: list[str], timeout: int = 600, check: bool = True) -> subpr
     return proc
 
 
-@pytest.fixture(scope="session")
-def tiny_phe(tmp_path_factory) -> Path:
-    """synth (6 patients, 64 px) -> prepare (3 folds): a prepared dataset folder."""
-    from data_prep import phe_sich
-    from data_prep.phe_sich.synth import synthesize
+_TINY: dict[str, Path] = {}
 
-    root = tmp_path_factory.mktemp("tiny_phe")
-    synthesize(root / "raw", patients=6, size=64, seed=1, slices=(8, 10), subsets=("png", "nifti"))
-    phe_sich.prepare(root / "raw", root / "prepared", {"folds": 3}, workers=1, progress=None)
-    return root / "prepared"
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """``tiny_dataset(name)``: the registered dataset ``name`` synthesized at the size of ``TINY_DATASETS``
+    and prepared (once per session): the prepared folder."""
+    from data_prep import get_spec
+    from medpipe.prepare.engine import prepare
+
+    def get(name: str) -> Path:
+        if name not in _TINY:
+            spec, row = get_spec(name), TINY_DATASETS[name]
+            root = tmp_path_factory.mktemp(f"tiny_{name}")
+            spec.load_synthesizer()(root / "raw", progress=None, **row["synth"])
+            prepare(spec, root / "raw", root / "prepared", row["prepare"], workers=1, progress=None)
+            _TINY[name] = root / "prepared"
+        return _TINY[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_phe(tiny_dataset) -> Path:
+    """synth (6 patients, 64 px) -> prepare (3 folds): the prepared PHE-SICH dataset folder."""
+    return tiny_dataset("phe-sich")
+
+
+def dataset_of(bundle: str, tiny_dataset) -> Path:
+    """The tiny prepared dataset of ``bundle``'s registered dataset."""
+    from medpipe.bundle import BUNDLES
+
+    return tiny_dataset(BUNDLES[bundle].dataset)
 
 
 def read_json(path: Path) -> dict:
@@ -231,8 +265,8 @@ _TRAINED: dict[str, Path] = {}
 
 
 @pytest.fixture(scope="session")
-def trained_bundle(net_guard, tiny_phe, tmp_path_factory):
-    """``trained_bundle(name)``: the bundle trained for 2 epochs on the tiny dataset with ``medpipe train``
+def trained_bundle(net_guard, tiny_dataset, tmp_path_factory):
+    """``trained_bundle(name)``: the bundle trained for 2 epochs on its tiny dataset with ``medpipe train``
     (once per session; the training log is kept in ``train_log.txt``)."""
 
     def get(name: str) -> Path:
@@ -240,7 +274,8 @@ def trained_bundle(net_guard, tiny_phe, tmp_path_factory):
             row = BUNDLE_ROWS[name]
             out = tmp_path_factory.mktemp(f"{name}_run")
             t0 = time.perf_counter()
-            proc = run_bundle(["medpipe", "train", name, "--dataset_dir", str(tiny_phe), "--output_dir", str(out),
+            proc = run_bundle(["medpipe", "train", name, "--dataset_dir", str(dataset_of(name, tiny_dataset)),
+                               "--output_dir", str(out),
                                "--max_epochs", "2", *row["train"], *RUNTIME, *row["runtime"]])
             (out / "train_log.txt").write_text(proc.stdout + proc.stderr + f"\n[{time.perf_counter() - t0:.1f} s]\n")
             _TRAINED[name] = out

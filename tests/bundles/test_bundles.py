@@ -1,10 +1,11 @@
 """One table of smoke tests over every registered bundle (rows in tests/bundles/conftest.py).
 
-Each bundle is trained once for two epochs on the tiny synthetic dataset with ``medpipe train`` (under a
-network guard), then, from its checkpoint alone: evaluated with ``medpipe evaluate --ckpt_path``, run on
-a folder and on a NIfTI volume with ``python -m monai.bundle run --config_file inference.json
---ckpt_path``, exported to TorchScript and ONNX with a parity check, resumed after a kill -9 and, where
-it has a multi-GPU config, trained under torchrun with a time limit.
+Each bundle is trained once for two epochs on a tiny synthetic version of its registered dataset with
+``medpipe train`` (under a network guard), then, from its checkpoint alone: evaluated with ``medpipe
+evaluate --ckpt_path``, run on a folder (and, for datasets of volumes, on a NIfTI volume) with
+``python -m monai.bundle run --config_file inference.json --ckpt_path``, exported to TorchScript and
+ONNX with a parity check, resumed after a kill -9 and, where it has a multi-GPU config, trained under
+torchrun with a time limit.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from medpipe.bundle import BUNDLES
-from tests.bundles.conftest import BUNDLE_ROWS, RUNTIME, bundle_env, read_json, run_bundle, start_then_kill
+from tests.bundles.conftest import (BUNDLE_ROWS, RUNTIME, bundle_env, dataset_of, read_json, run_bundle,
+                                    start_then_kill)
 from tests.conftest import REPO
 
 NAMES = list(BUNDLE_ROWS)
@@ -26,6 +28,7 @@ MONAI = [n for n in NAMES if BUNDLES[n].engine == "monai"]
 DDP = [n for n in NAMES if BUNDLE_ROWS[n]["ddp"]]
 CONTRACT_KEYS = {
     "classification": {"accuracy", "precision", "recall", "f1", "specificity", "auroc", "confusion_matrix", "per_class"},
+    "multilabel": {"auroc_per_class", "auroc_mean", "f1_micro", "f1_macro"},
     "segmentation": {"dice", "iou", "sensitivity", "specificity", "dice_per_case_mean", "pixel_confusion"},
     "detection": {"map50", "map50_95", "precision", "recall", "slice_level"},
 }
@@ -99,16 +102,18 @@ def _assert_tensorboard(run: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_evaluate_from_the_checkpoint_alone(trained_bundle, tiny_phe, tmp_path, name):
+def test_evaluate_from_the_checkpoint_alone(trained_bundle, tiny_dataset, tmp_path, name):
     """--ckpt_path is all evaluation needs; on another dataset folder (the external-test path), other
     records and any --output_dir (statistics and curves are found through the checkpoint)."""
     run = trained_bundle(name)
+    data = dataset_of(name, tiny_dataset)
     proc = run_bundle(["medpipe", "evaluate", name, "--ckpt_path", str(run / "models/model.pt"), "--dataset_dir",
-                       str(tiny_phe), "--records", "all", "--output_dir", str(tmp_path), *_runtime(name)])
+                       str(data), "--records", "all", "--output_dir", str(tmp_path), *_runtime(name)])
     assert "running: python -m monai.bundle run" in proc.stdout
     m = read_json(tmp_path / "eval/metrics.json")
-    assert CONTRACT_KEYS[BUNDLES[name].task] <= set(m)
-    n = len(read_json(tiny_phe / "datalist.json")["training"])
+    assert CONTRACT_KEYS["multilabel" if m.get("kind") == "multilabel" else BUNDLES[name].task] <= set(m)
+    dl = read_json(data / "datalist.json")
+    n = len(dl["training"]) + len(dl.get("test", []))
     assert (m.get("n") or m.get("n_cases") or m.get("n_slices")) == n and m["records"] == "all"
     assert m["fold"] == read_json(run / "models/model.json")["settings"]["fold"]
     assert (tmp_path / "predictions.csv").is_file()
@@ -130,14 +135,19 @@ def test_evaluate_writes_beside_its_run_unless_told_otherwise(tmp_path):
 
 @pytest.mark.parametrize("source", ["folder", "nifti"])
 @pytest.mark.parametrize("name", NAMES)
-def test_infer_with_monai_bundle_from_the_checkpoint_alone(trained_bundle, tiny_phe, tmp_path, name, source):
+def test_infer_with_monai_bundle_from_the_checkpoint_alone(trained_bundle, tiny_dataset, tmp_path, name, source):
+    data = dataset_of(name, tiny_dataset)
+    dl = read_json(data / "datalist.json")
+    if source == "nifti" and not (dl.get("input") or {}).get("window"):
+        pytest.skip(f"{BUNDLES[name].dataset} holds 2D images, not volumes")
     run = trained_bundle(name)
     if source == "folder":
-        inp, n = tiny_phe / "images", len(list((tiny_phe / "images").glob("*.png")))
+        inp = data / Path(dl["training"][0]["image"]).parent
+        n = len([f for f in inp.rglob("*") if f.suffix.lower() in (".png", ".jpg", ".jpeg")])
     else:
         import nibabel as nib
 
-        inp = sorted((tiny_phe.parent / "raw/SubdatasetA_NIFIT/NIFIT/set").glob("*.nii.gz"))[0]
+        inp = sorted((data.parent / "raw/SubdatasetA_NIFIT/NIFIT/set").glob("*.nii.gz"))[0]
         n = nib.load(inp).shape[2]
     proc = run_bundle(["monai.bundle", "run", "--config_file", f"bundles/{name}/configs/inference.json",
                        "--ckpt_path", str(run / "models/model.pt"), "--input", str(inp), "--output_dir", str(tmp_path),
@@ -147,8 +157,11 @@ def test_infer_with_monai_bundle_from_the_checkpoint_alone(trained_bundle, tiny_
     assert len(rows) == n, proc.stdout[-2000:]
     if source == "nifti":
         assert [int(r["slice"]) for r in rows] == list(range(n))
-    else:
-        assert rows[0]["patient"] == "0001" and rows[0]["slice"] == "0"  # named by the dataset's slice pattern
+    else:  # named by the dataset's file-name pattern, as prepare named the records
+        patient_of = {Path(r["image"]).name: str(r["patient"]) for r in dl["training"] + dl.get("test", [])}
+        assert all(r["patient"] == patient_of[Path(r["image"]).name] for r in rows if Path(r["image"]).name in patient_of)
+        if name.startswith("sich_"):
+            assert rows[0]["patient"] == "0001" and rows[0]["slice"] == "0"
     if BUNDLES[name].task == "segmentation" and source == "nifti":
         import nibabel as nib
         import numpy as np
@@ -158,12 +171,14 @@ def test_infer_with_monai_bundle_from_the_checkpoint_alone(trained_bundle, tiny_
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_an_override_that_conflicts_with_the_checkpoint_is_refused(trained_bundle, tiny_phe, capsys, name):
+def test_an_override_that_conflicts_with_the_checkpoint_is_refused(trained_bundle, tiny_dataset, capsys, name):
     from medpipe.cli import main
 
     run = trained_bundle(name)
     other = str(_size(name) * 2)
-    for argv in (["infer", name, "--ckpt_path", str(run / "models/model.pt"), "--input", str(tiny_phe / "images"),
+    images = dataset_of(name, tiny_dataset) / Path(read_json(dataset_of(name, tiny_dataset) / "datalist.json")
+                                                   ["training"][0]["image"]).parent
+    for argv in (["infer", name, "--ckpt_path", str(run / "models/model.pt"), "--input", str(images),
                   "--image_size", other],
                  ["evaluate", name, "--ckpt_path", str(run / "models/model.pt"), "--image_size", other]):
         assert main(argv) == 2
@@ -186,10 +201,11 @@ def test_standard_monai_ckpt_export(trained_bundle, tmp_path, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_resume_after_kill_and_no_orphan(tiny_phe, tmp_path, name):
+def test_resume_after_kill_and_no_orphan(tiny_dataset, tmp_path, name):
     """kill -9 of `medpipe train` after its first epoch: nothing keeps training; a re-run resumes and finishes."""
     row = BUNDLE_ROWS[name]
-    args = ["medpipe", "train", name, "--dataset_dir", str(tiny_phe), "--output_dir", str(tmp_path), "--max_epochs",
+    args = ["medpipe", "train", name, "--dataset_dir", str(dataset_of(name, tiny_dataset)), "--output_dir",
+            str(tmp_path), "--max_epochs",
             "2", *row["train"], *_runtime(name)]
     # the last file an epoch writes: MONAI engines save checkpoint_last.pt after the history; ultralytics
     # writes its last.pt before medpipe's history
@@ -212,7 +228,7 @@ def _cmdline_has(proc_dir: Path, text: str) -> bool:
 
 
 @pytest.mark.parametrize("name", DDP)
-def test_torchrun_two_processes_with_a_time_limit(tiny_phe, tmp_path, name):
+def test_torchrun_two_processes_with_a_time_limit(tiny_dataset, tmp_path, name):
     """multi_gpu_train.json under torchrun (gloo on CPU): the time limit holds, rank 0 alone writes."""
     import torch
 
@@ -221,7 +237,8 @@ def test_torchrun_two_processes_with_a_time_limit(tiny_phe, tmp_path, name):
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
          "run", "--config_file", f"['bundles/{name}/configs/train.json','bundles/{name}/configs/multi_gpu_train.json']",
-         "--dataset_dir", str(tiny_phe), "--output_dir", str(tmp_path), "--max_epochs", "4", "--time_limit_s", "0.5",
+         "--dataset_dir", str(dataset_of(name, tiny_dataset)), "--output_dir", str(tmp_path), "--max_epochs", "4",
+         "--time_limit_s", "0.5",
          *BUNDLE_ROWS[name]["train"], *RUNTIME],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -308,7 +325,7 @@ def _readme_snippet(name: str) -> str:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_export_and_the_readme_lines_that_use_it(trained_bundle, tiny_phe, tmp_path, name):
+def test_export_and_the_readme_lines_that_use_it(trained_bundle, tiny_dataset, tmp_path, name):
     """`medpipe export` to ONNX and TorchScript (parity with the eager model checked), then the README's few lines (onnxruntime / TorchScript / ultralytics) run on an exported model and give
     what the bundle's own inference gives for the same slice."""
     import numpy as np
@@ -319,10 +336,13 @@ def test_export_and_the_readme_lines_that_use_it(trained_bundle, tiny_phe, tmp_p
         proc = run_bundle(["medpipe", "export", name, "--ckpt_path", ckpt, "--format", fmt,
                            *BUNDLE_ROWS[name]["runtime"]])
         assert "OK, tolerance 0.0001" in proc.stdout
-    slice_png = sorted((tiny_phe / "images").glob("*.png"))[4]
+    import re
+
+    data = dataset_of(name, tiny_dataset)
+    slice_png = data / sorted(r["image"] for r in read_json(data / "datalist.json")["training"])[4]
     code = _readme_snippet(name)
     code = code.replace(f'RUN = "runs/{name}"', f"RUN = {str(run)!r}")
-    code = code.replace('SLICE = "data/phe-sich/images/0001_04.png"', f"SLICE = {str(slice_png)!r}")
+    code = re.sub(r'^SLICE = "[^"\n]+"', lambda _: f"SLICE = {str(slice_png)!r}", code, count=1, flags=re.M)
     assert str(run) in code and str(slice_png) in code, "the snippet's RUN/SLICE lines changed"
     out = tmp_path / "infer"
     run_bundle(["medpipe", "infer", name, "--ckpt_path", ckpt, "--input", str(slice_png), "--output_dir", str(out),
@@ -337,6 +357,12 @@ def test_export_and_the_readme_lines_that_use_it(trained_bundle, tiny_phe, tmp_p
     if name == "sich_cls":
         bundle_p = float(next(csv.DictReader(open(out / "predictions.csv")))["probability"])
         assert env["prob"][0, -1] == pytest.approx(bundle_p, abs=1e-4)
+        assert np.abs(env["logits_ts"] - env["logits"]).max() <= 1e-4
+    elif name == "cxr14_cls":
+        row = next(csv.DictReader(open(out / "predictions.csv")))
+        names = read_json(run / "models/model.json")["settings"]["class_names"]
+        np.testing.assert_allclose(env["prob"][0], [float(row[f"p_{c}"]) for c in names], atol=1e-4)
+        assert [int(v) for v in env["positive"]] == [int(row[f"pred_{c}"]) for c in names]
         assert np.abs(env["logits_ts"] - env["logits"]).max() <= 1e-4
     elif name == "sich_seg":
         from PIL import Image

@@ -44,3 +44,8 @@ def test_evaluated_set_intervals_and_references():
     rows = per_class_rows(m)
     assert [r["class"] for r in rows] == NAMES and set(rows[0]) == set(PER_CLASS_COLUMNS)
     assert rows[1]["positives"] == 3 and rows[1]["negatives"] == 3 and rows[1]["reference_auroc"] == 0.9248
+
+
+def test_one_threshold_for_every_class():
+    m = multilabel_summary(Y, P, NAMES, PATIENTS, thresholds=0.4, n_boot=0)
+    assert set(m["thresholds"].values()) == {0.4} and m["thresholds_source"] == "0.4 for every class"
