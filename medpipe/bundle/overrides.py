@@ -149,6 +149,22 @@ def check_settings(bundle: str, action: str, values: dict, dataset_dir=None, lab
     return True
 
 
+def crop_size(image_size: int, resize_size: int) -> list[int]:
+    """``[image_size, image_size]``, the crop of an image resized to ``resize_size``, after checking it fits.
+
+    Example:
+        >>> crop_size(224, 256)
+        [224, 224]
+    """
+    for name, v in (("image_size", image_size), ("resize_size", resize_size)):
+        _int(name, v, 1)
+    if int(resize_size) < int(image_size):
+        raise UserError(f"--resize_size {resize_size}: smaller than --image_size {image_size}; images are resized to "
+                        f"resize_size and then cropped to image_size, so resize_size must be at least image_size "
+                        f"(e.g. {int(round(int(image_size) * 8 / 7))}, or leave --resize_size out).")
+    return [int(image_size), int(image_size)]
+
+
 def model_keys(raw_train: dict) -> list[str]:
     """The model-defining settings of a bundle: the keys of its ``model_settings`` in train.json."""
     ms = raw_train.get("model_settings")

@@ -35,7 +35,7 @@ from medpipe.metrics.localization import (LOCALIZATION_THRESHOLDS, MAP_FRACTIONS
 
 log = logging.getLogger("medpipe")
 
-__all__ = ["raw_grad_cam", "cam_maps", "localization_cases", "score_case", "localize", "localization_tables",
+__all__ = ["raw_grad_cam", "cam_maps", "finding_classes", "localization_cases", "score_case", "localize", "localization_tables",
            "CSV_COLUMNS", "method_keys"]
 
 #: the control map's standard deviation, as a fraction of the image side
@@ -76,16 +76,31 @@ def _boxes_of(record: Mapping, box_key: str) -> list[tuple[str, list[float]]]:
     return out
 
 
+def finding_classes(groups: Mapping[str, Sequence[str]] | None) -> dict[str, str]:
+    """``{finding: class}`` from a datalist's grouping of findings into classes (``{class: [findings]}``,
+    e.g. ChestX-ray14's categories), so boxes drawn for a finding count for its class.
+
+    Example:
+        >>> finding_classes({"Lung": ["Atelectasis", "Mass"], "Cardiomegaly": ["Cardiomegaly"]})["Mass"]
+        'Lung'
+    """
+    return {str(f): str(c) for c, members in (groups or {}).items() for f in members}
+
+
 def localization_cases(rows: Sequence[dict], records: Sequence[dict], class_names: Sequence[str],
-                       thresholds: Sequence[float], box_key: str = "nih_boxes") -> tuple[list[dict], dict]:
+                       thresholds: Sequence[float], box_key: str = "nih_boxes",
+                       box_classes: Mapping[str, str] | None = None) -> tuple[list[dict], dict]:
     """The cases to score: one per (evaluated image, boxed finding that is a class of the model).
 
     Args:
         rows: the evaluated rows (``image`` path, ``patient``, ``scores`` = per-class probabilities).
         records: the evaluated dataset records with their reference boxes (``image`` paths as in ``rows``).
-        class_names: the model's classes; a box's ``finding`` must be one of them.
+        class_names: the model's classes; a box's ``finding`` must be one of them (or map to one).
         thresholds: per-class decision thresholds (``predicted`` = probability >= threshold).
         box_key: the record key of the reference boxes.
+        box_classes: ``{finding: class}`` for models whose classes group findings
+            (:func:`finding_classes`); a case is then one per (image, class), with the boxes of all
+            its findings.
 
     Returns:
         ``(cases, counts)``: cases as dicts (``image``, ``patient``, ``finding``, ``class_index``,
@@ -104,8 +119,9 @@ def localization_cases(rows: Sequence[dict], records: Sequence[dict], class_name
         n_box += len(boxes)
         grouped: dict[str, list] = {}
         for finding, box in boxes:
-            if finding in index:
-                grouped.setdefault(finding, []).append(box)
+            cls = (box_classes or {}).get(finding, finding)
+            if cls in index:
+                grouped.setdefault(cls, []).append(box)
             else:
                 other += 1
         for finding, bs in grouped.items():

@@ -23,7 +23,7 @@ import numpy as np
 __all__ = ["multilabel_summary", "per_class_rows", "PER_CLASS_COLUMNS"]
 
 #: columns of ``eval/per_class.csv``
-PER_CLASS_COLUMNS = ["class", "positives", "negatives", "prevalence", "auroc", "auroc_ci_low", "auroc_ci_high",
+PER_CLASS_COLUMNS = ["class", "positives", "positive_patients", "negatives", "prevalence", "auroc", "auroc_ci_low", "auroc_ci_high",
                      "auprc", "threshold", "precision", "recall", "specificity", "f1", "reference_auroc"]
 
 
@@ -89,8 +89,10 @@ def multilabel_summary(y_true, y_prob, class_names: Sequence[str], patients: Seq
     m["thresholds_source"] = source
     m["at_threshold_0.5"] = {"f1_micro": at_half["f1_micro"], "f1_macro": at_half["f1_macro"]}
     pats = [str(x) for x in patients]
+    pos_patients = [len({pt for pt, v in zip(pats, y[:, k]) if v}) for k in range(len(names))]
     m["evaluated"] = {"images": int(len(y)), "patients": len(set(pats)),
-                      "positives_per_class": dict(zip(names, (int(v) for v in y.sum(axis=0))))}
+                      "positives_per_class": dict(zip(names, (int(v) for v in y.sum(axis=0)))),
+                      "positive_patients_per_class": dict(zip(names, pos_patients))}
     if n_boot:
         ci = multilabel_auroc_cis(pats, y, p, names, n_boot=n_boot, seed=seed)
         m["auroc_ci_per_class"] = {c: _pair(v) for c, v in ci["auroc_per_class"].items()}
@@ -114,11 +116,13 @@ def per_class_rows(m: dict) -> list[dict]:
     """The rows of ``eval/per_class.csv`` (columns :data:`PER_CLASS_COLUMNS`) from a :func:`multilabel_summary`."""
     n = m["n"]
     cis = m.get("auroc_ci_per_class") or {}
+    pos_pat = (m.get("evaluated") or {}).get("positive_patients_per_class") or {}
     ref = (m.get("reference") or {}).get("per_class") or {}
     rows = []
     for c, d in m["per_class"].items():
         ci = cis.get(c) or [None, None]
-        rows.append({"class": c, "positives": d["support"], "negatives": n - d["support"],
+        rows.append({"class": c, "positives": d["support"], "positive_patients": pos_pat.get(c),
+                     "negatives": n - d["support"],
                      "prevalence": d["prevalence"], "auroc": d["auroc"], "auroc_ci_low": ci[0], "auroc_ci_high": ci[1],
                      "auprc": d["auprc"], "threshold": d["threshold"], "precision": d["precision"],
                      "recall": d["recall"], "specificity": d["specificity"], "f1": d["f1"],

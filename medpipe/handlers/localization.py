@@ -50,19 +50,21 @@ class CamLocalization:
         n_overlays: overlays to draw.
         batch_size: images per Grad-CAM pass.
         reference: published accuracies to record beside ours (``{"source", "note", "accuracy_iobb_0.5": {...}}``).
+        box_classes: ``{finding: class}`` when the model's classes group the boxed findings (see
+            :func:`medpipe.evaluation.localization.finding_classes`).
     """
 
     def __init__(self, output_dir: str, report, network, records: Sequence[dict], transform, layer: str,
                  class_names: Sequence[str], device="cpu", box_key: str = "nih_boxes",
                  fractions: Sequence[float] = MAP_FRACTIONS, thresholds: Sequence[float] = LOCALIZATION_THRESHOLDS,
                  control_sigma: float = 0.25, n_overlays: int = 8, batch_size: int = 8,
-                 reference: dict | None = None) -> None:
+                 reference: dict | None = None, box_classes: dict | None = None) -> None:
         self.output_dir = Path(output_dir).expanduser().absolute()
         self.report, self.network, self.records, self.transform = report, network, list(records), transform
         self.layer, self.class_names, self.device, self.box_key = layer, list(class_names), device, box_key
         self.fractions, self.thresholds = tuple(float(f) for f in fractions), tuple(float(t) for t in thresholds)
         self.control_sigma, self.n_overlays, self.batch_size = float(control_sigma), int(n_overlays), int(batch_size)
-        self.reference = reference
+        self.reference, self.box_classes = reference, dict(box_classes or {})
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
@@ -89,7 +91,8 @@ class CamLocalization:
 
         rows = getattr(self.report, "all_rows", None) or self.report.rows
         thr = self._thresholds()
-        cases, counts = L.localization_cases(rows, self.records, self.class_names, thr, self.box_key)
+        cases, counts = L.localization_cases(rows, self.records, self.class_names, thr, self.box_key,
+                                             self.box_classes)
         extra = self._predicted_extras(rows, cases, thr)
         everything = cases + extra
         draw = L.pick_overlays(cases, self.n_overlays)
@@ -117,6 +120,7 @@ class CamLocalization:
             "fractions": list(self.fractions),
             "thresholds": list(self.thresholds),
             "correct_if": "score > T (Wang et al. 2017)",
+            "box_classes": self.box_classes or None,
             "iobb": "intersection / area of the predicted (CAM) box",
             "cases": len(cases),
             "predicted_cases": int(sum(c["predicted"] for c in cases)),

@@ -67,3 +67,14 @@ def test_overlays_from_different_patients_first():
              for f, p, pr in [("A", "1", .9), ("A", "1", .8), ("A", "2", .7), ("B", "1", .6)]]
     assert pick_overlays(cases, 2) == [0, 3] or pick_overlays(cases, 2) == [0, 2]
     assert sorted(pick_overlays(cases, 4)) == [0, 1, 2, 3]
+
+
+def test_boxes_of_grouped_findings_count_for_their_class(setup):
+    rows, records, load = setup
+    groups = {"Lung": ["bright", "Nodule"]}  # a model of categories: both boxed findings are its "Lung" class
+    from medpipe.evaluation.localization import finding_classes
+
+    cases, counts = localization_cases(rows, records, ["Lung", "Normal"], [0.5, 0.5],
+                                       box_classes=finding_classes(groups))
+    assert counts["boxes_not_a_class"] == 0 and len(cases) == 3
+    assert all(c["finding"] == "Lung" and len(c["true_boxes"]) == 2 for c in cases)

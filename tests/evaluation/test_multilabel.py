@@ -31,7 +31,8 @@ def test_evaluated_set_intervals_and_references():
     ref = {"source": "CheXNet", "auroc_mean": 0.84, "auroc_per_class": {"Atelectasis": 0.8094, "Cardiomegaly": 0.9248}}
     m = multilabel_summary(Y, P, NAMES, PATIENTS, thresholds="choose", references=ref, n_boot=200)
     assert m["evaluated"] == {"images": 6, "patients": 4,
-                              "positives_per_class": {"Atelectasis": 3, "Cardiomegaly": 3, "Hernia": 0}}
+                              "positives_per_class": {"Atelectasis": 3, "Cardiomegaly": 3, "Hernia": 0},
+                              "positive_patients_per_class": {"Atelectasis": 3, "Cardiomegaly": 3, "Hernia": 0}}
     assert m["auroc_per_class"]["Hernia"] is None and m["auroc_ci_per_class"]["Hernia"] is None
     lo, hi = m["auroc_ci_per_class"]["Cardiomegaly"]
     assert 0 <= lo <= m["auroc_per_class"]["Cardiomegaly"] <= hi <= 1
