@@ -11,7 +11,7 @@ import yaml
 
 from medpipe.detection import data as D
 from medpipe.errors import DataError
-from tests.bundles.conftest import tiny_phe  # noqa: F401 - session fixture: synth -> prepare (3 folds)
+from tests.bundles.conftest import tiny_dataset, tiny_phe  # noqa: F401 - session fixtures: synth -> prepare (3 folds)
 
 
 def _datalist(ds):
