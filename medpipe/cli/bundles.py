@@ -11,10 +11,12 @@ EXAMPLES = {
         examples:
           medpipe train sich_cls                                   # defaults: data/phe-sich -> runs/sich_cls
           medpipe train sich_seg --max_epochs 5 --image_size 128 --device cpu
+          medpipe train cxr14_cls --dataset_dir data/cxr14 --image_size 128 --network_name xception
         """,
     "evaluate": """\
         examples:
           medpipe evaluate sich_cls --ckpt_path runs/sich_cls/models/model.pt
+          medpipe evaluate cxr14_cls --ckpt_path runs/cxr14_cls/models/model.pt --records test --tta ten_crop
         """,
     "infer": """\
         examples:
