@@ -42,7 +42,8 @@ def load_datalist(dataset_dir: str | os.PathLike) -> dict:
             hint = f" {d} does not exist."
         raise DataError(
             f"--dataset_dir {d}: no datalist.json found.{hint} Prepare a dataset first, e.g. `make demo` "
-            f"(synthetic data into data/phe-sich) or `medpipe prepare phe-sich --src DOWNLOAD --out {d}`."
+            f"(synthetic data into data/) or `medpipe prepare DATASET --src DOWNLOAD --out {d}` (`medpipe "
+            f"prepare --help` lists the datasets; `medpipe synth DATASET` makes a synthetic download)."
         )
     try:
         dl = json.loads(path.read_text())
