@@ -305,13 +305,22 @@ def _evaluated_set(rows: list[dict], m: dict) -> dict:
     """n slices, patients and positives of the evaluated set, from the per-slice CSV (metrics.json as fallback)."""
     n = len(rows) or m.get("n") or m.get("n_cases") or m.get("n_slices") or (m.get("slice_level") or {}).get("n")
     patients = sorted({str(r["patient"]) for r in rows if "patient" in r})
-    pos = sum(1 for r in rows if str(r.get("label", "")).strip() in ("1", "1.0")) if rows else \
-        m.get("positives", m.get("n_positive_cases", (m.get("slice_level") or {}).get("positives")))
+    if m.get("kind") == "multilabel":
+        pos = None  # one count per class: the per-class table gives it
+    else:
+        pos = sum(1 for r in rows if str(r.get("label", "")).strip() in ("1", "1.0")) if rows else \
+            m.get("positives", m.get("n_positive_cases", (m.get("slice_level") or {}).get("positives")))
     return {"n": n, "patients": patients, "positives": pos, "records": m.get("records"), "fold": m.get("fold")}
+
+
+def _unit(rep: dict | None) -> str:
+    """What one record is, in words: ``slices`` of a CT/MR volume, else ``images``."""
+    return "slices" if ((rep or {}).get("input") or {}).get("modality", "CT") in ("CT", "MR") else "images"
 
 
 def _set_sentence(ev: dict, rep: dict | None, epochs: int) -> str:
     rec, fold = ev["records"], ev["fold"]
+    unit = _unit(rep)
     where = {"val": f"validation fold {fold}", "test": "the test split", "all": "all records"}.get(
         rec, f"records {rec}" if rec else f"fold {fold}")
     pats = ev["patients"]
@@ -319,12 +328,12 @@ def _set_sentence(ev: dict, rep: dict | None, epochs: int) -> str:
     if pats and len(pats) <= 6:
         who += f" ({', '.join(pats)})"
     pos = f", {ev['positives']} positive" if ev["positives"] is not None else ""
-    s = f"Evaluated on {where}: {ev['n']} slices{who}{pos}."
+    s = f"Evaluated on {where}: {ev['n']} {unit}{who}{pos}."
     folds = (rep or {}).get("folds") or []
     trained = f"Trained {_plural(epochs, 'epoch')}" if epochs else "Trained"
     if rec == "val" and folds and fold is not None:
         train = [f for f in folds if f.get("fold") != fold]
-        s += (f" {trained} on the other folds ({sum(f['records'] for f in train)} slices of "
+        s += (f" {trained} on the other folds ({sum(f['records'] for f in train)} {unit} of "
               f"{sum(f['patients'] for f in train)} patients).")
     elif epochs:
         s += f" Trained {_plural(epochs, 'epoch')}."
@@ -441,9 +450,12 @@ def _cls_section(spec, run: Path, m: dict) -> dict:
     rows = _read_csv(run / "predictions.csv")
     t = _binary_rows(rows) if m.get("kind", "binary") == "binary" else None
     cis = _cls_cis(t)
+    per_class_ci = m.get("auroc_ci_per_class") or {}
+    if m.get("auroc_mean_ci"):  # multi-label: patient-level intervals computed by the evaluation
+        cis = {**cis, "auroc_mean": m["auroc_mean_ci"]}
     table = [[_LABELS.get(k, k), _value(m.get(k), cis.get(k)), _ref(spec, k)] for k in spec.headline]
     if isinstance(m.get("auroc_per_class"), dict):
-        table += [[f"AUROC {c}", _value(v), _ref(spec, f"auroc_per_class.{c}")]
+        table += [[f"AUROC {c}", _value(v, per_class_ci.get(c)), _ref(spec, f"auroc_per_class.{c}")]
                   for c, v in m["auroc_per_class"].items()]
     return {"rows": rows, "table": table, "cis": bool(cis),
             "note": "" if cis else "No interval: per-slice probabilities of a binary classifier are needed."}
@@ -669,9 +681,9 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
              f"# {title}\n\nGenerated {time.strftime('%Y-%m-%d %H:%M')} from `{work.resolve()}`.\n")
     if synthetic:
         doc.banner("Synthetic data.", "Every number below describes medpipe's synthetic generator (medpipe synth: "
-                   "drawn ellipses in the real dataset's layout), not the real dataset. It shows that the pipeline "
-                   "runs end to end; it says nothing about how these models do on real CT. Published numbers are "
-                   "on real data and not comparable.")
+                   "drawn shapes in the real dataset's layout), not the real dataset. It shows that the pipeline "
+                   "runs end to end; it says nothing about how these models do on real images. Published numbers "
+                   "are on real data and not comparable.")
 
     doc.heading(2, "Dataset")
     if rep:
