@@ -100,3 +100,17 @@ def test_shipped_pipeline_parses():
     p = load_pipeline(REPO / "pipelines/phe_sich.yaml")
     assert [s.id for s in p.steps] == ["synth", "prepare", "sich_cls", "sich_det", "sich_seg", "report"]
     assert p.params["src"] is None
+
+
+def test_chest_pipeline_parses_and_names_registered_datasets_and_bundles():
+    from data_prep import DATASETS
+    from medpipe.bundle.registry import BUNDLES
+
+    p = load_pipeline(REPO / "pipelines/chest_xray.yaml", {"image_size": "224"})
+    assert [s.id for s in p.steps] == ["synth", "prepare", "cxr14_cls", "report"]
+    assert p.params["image_size"] == 224 and p.params["src"] is None
+    for s in p.steps:
+        if s.action in ("synth", "prepare"):
+            assert s.args["dataset"] in DATASETS
+        if s.action == "bundle":
+            assert s.args["bundle"] in BUNDLES and BUNDLES[s.args["bundle"]].dataset == "cxr14"
