@@ -425,9 +425,10 @@ def _pipeline_settings(params: dict, devices: set[str]) -> list[tuple[str, str]]
 
 # ---------------------------------------------------------------- metric tables
 def _ref_header(spec, synthetic: bool | None) -> str:
+    who = "seed project" if all("seed" in src for _, src in spec.references.values()) else "published"
     if synthetic:
-        return "seed project, REAL data: not comparable"
-    return "seed project (reference)"
+        return f"{who}, REAL data: not comparable"
+    return f"{who} (reference)"
 
 
 def _ref_source(spec) -> str:
@@ -595,6 +596,8 @@ def _point_metrics(t: dict) -> dict:
 
 
 def _comparison_section(doc: _Doc, work: Path, specs) -> None:
+    if len(specs) < 2:  # one bundle on this dataset: nothing could be compared
+        return
     doc.heading(2, "Slice classifiers on the same validation slices")
     tables = _comparison(work, specs)
     if len({t["bundle"] for t in tables}) < 2:
@@ -746,8 +749,12 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
         doc.figures([(p, f"{spec.name}: {p.relative_to(run)}") for p in plots], "plots")
         if examples:
             doc.heading(3, "Examples")
-            doc.para("The file name starts with the outcome: TP, FP, FN, TN (true/false positive/negative); one "
-                     "example per outcome in turn, each from a patient not shown yet where possible.", cls="note")
+            if any(p.name[:2] in ("TP", "FP", "FN", "TN") for p in examples):
+                doc.para("The file name starts with the outcome: TP, FP, FN, TN (true/false positive/negative); one "
+                         "example per outcome in turn, each from a patient not shown yet where possible.", cls="note")
+            else:
+                doc.para("Named by class and image; each title gives the probability and, where the image has "
+                         "reference boxes, how the map's box overlaps them (IoU, IoBB).", cls="note")
             doc.figures([(p, _example_caption(p)) for p in examples], "examples")
 
     _comparison_section(doc, work, specs)
