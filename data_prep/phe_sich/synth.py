@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime as _dt
 import gzip
 import io
-import json
 import math
 import re
 import zipfile
@@ -58,9 +57,9 @@ from data_prep.phe_sich.layout import (
 )
 from medpipe.io.ct import window_to_uint8 as _window
 from medpipe.prepare.spec import OptionError
+from medpipe.prepare.synthetic import MARKER, existing, write_marker
 from medpipe.utils.fs import atomic_output_dir
 
-MARKER = ".medpipe-synth.json"  # medpipe's own file: `prepare` does not count it as a dataset file
 #: the smallest slice the anatomy can be drawn at (skull, ventricles and a lesion rim of >= 2 px)
 MIN_SIZE, MAX_SIZE = 64, 2048
 #: patients the quirks need (the 3-digit XML names on one, the orphan XML on another)
@@ -421,31 +420,6 @@ def _xlsx_bytes(rows: list[dict]) -> bytes:
 # public API
 
 
-def _existing(out: Path, args: dict) -> dict | None:
-    """The stored summary when ``out`` already holds this exact synthetic set; raise if it holds anything else."""
-    if not out.exists():
-        return None
-    if not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder; choose another output path")
-    if not any(out.iterdir()):
-        return None
-    marker = out / MARKER
-    stored = None
-    if marker.is_file():
-        try:
-            stored = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            stored = None
-    if stored and stored.get("args") == args:
-        summary = dict(stored["summary"])
-        summary["out"] = str(out)
-        return summary
-    why = (f"it was synthesized with different arguments ({stored.get('args')})" if stored
-           else "it is not a synthetic set made by this generator")
-    raise FileExistsError(
-        f"{out} is not empty and {why}; delete it or choose another output folder (requested: {args})")
-
-
 def synthesize(out: str | Path, patients: int = 12, size: int = 128, seed: int = 0,
                slices: tuple[int, int] = (12, 16), subsets: Iterable[str] = ("png", "jpg", "nifti"),
                clinical: bool = True, progress: Callable[[str], None] | None = None) -> dict:
@@ -483,7 +457,7 @@ def synthesize(out: str | Path, patients: int = 12, size: int = 128, seed: int =
     """
     args = _normalize_args(patients, size, seed, slices, subsets, clinical)
     out = Path(out)
-    done = _existing(out, args)
+    done = existing(out, args)
     if done is not None:
         return done
 
@@ -578,5 +552,5 @@ def synthesize(out: str | Path, patients: int = 12, size: int = 128, seed: int =
                  "note": "image and mask of this slice are missing in the 2D subsets; the NIfTI volume is complete"},
             ]
         summary["files"] = files
-        (tmp / MARKER).write_text(json.dumps({"args": args, "summary": summary}, indent=2) + "\n")
+        write_marker(tmp, args, summary)
     return summary
