@@ -38,6 +38,7 @@ class Step:
     args: dict
     after: list[str] = field(default_factory=list)
     when: str | None = None
+    each_fold: object = None
 
 
 @dataclass
@@ -106,7 +107,11 @@ def load_pipeline(path: str | os.PathLike, overrides: dict | None = None) -> Pip
             if a not in seen:
                 raise UserError(f"{path}: step {sid} runs after {a!r}, which is not an earlier step.")
         seen.add(sid)
-        steps.append(Step(sid, s["action"], dict(s.get("args") or {}), list(s.get("after") or []), s.get("when")))
+        if s.get("each_fold") is not None and s["action"] != "bundle":
+            raise UserError(f"{path}: step {sid}: 'each_fold' belongs to bundle steps (one model per validation fold).")
+        _check_placeholders(path, sid, {"each_fold": s.get("each_fold")}, params)
+        steps.append(Step(sid, s["action"], dict(s.get("args") or {}), list(s.get("after") or []), s.get("when"),
+                          s.get("each_fold")))
     if not steps:
         raise UserError(f"{path}: no steps.")
     return Pipeline(spec.get("name", path.stem), params, steps, path)
@@ -204,6 +209,8 @@ class PipelineRunner:
         self.dry_run = dry_run
         self.work_dir = Path(str(pipeline.params.get("work_dir", f"runs/{pipeline.name}"))).absolute()
         self.stamp_dir = self.work_dir / ".pipeline"
+        self._upstream: dict = {}
+        self._forced = False
 
     # ---------------------------------------------------------------- stamps
 
@@ -252,8 +259,15 @@ class PipelineRunner:
             return [dl], _file_sha(dl) or ""
         if step.action == "bundle":
             out = Path(a["output_dir"])
-            files = [out / "eval" / "metrics.json"]
-            return files, _sha([_file_sha(f) for f in files + [out / "models" / "model.pt"]])
+            folds = self._folds(step, a)
+            if folds is None:
+                files = [out / "eval" / "metrics.json"]
+                return files, _sha([_file_sha(f) for f in files + [out / "models" / "model.pt"]])
+            from medpipe.evaluation.kfold import KFOLD_FILE, fold_dir
+
+            files = [out / KFOLD_FILE] + [fold_dir(out, k) / "eval" / "metrics.json" for k in folds]
+            return files, _sha([_file_sha(f) for f in files]
+                               + [_file_sha(fold_dir(out, k) / "models" / "model.pt") for k in folds])
         report = Path(a["out"]) / "report.html"
         return [report], _file_sha(report) or ""
 
@@ -274,15 +288,31 @@ class PipelineRunner:
                     cmd += [f"--{k.replace('_', '-')}", a[k]]
             self._run(cmd)
         elif step.action == "bundle":
-            b = a["bundle"]
-            ov = {k: v for k, v in a.items() if k not in ("bundle", "evaluate_args") and v is not None}
-            flat = [x for k, v in ov.items() for x in (f"--{k}", v)]
-            self._run(self._cmd("train", b, *flat))
-            ckpt = Path(a["output_dir"]) / "models" / "model.pt"
-            ev = {k: v for k, v in ov.items() if k not in ("max_epochs", "time_limit_s")}
-            ev.update({k: v for k, v in (a.get("evaluate_args") or {}).items() if v is not None})
-            flat = [x for k, v in ev.items() for x in (f"--{k}", v)]
-            self._run(self._cmd("evaluate", b, "--ckpt_path", ckpt, *flat))
+            folds = self._folds(step, a)
+            if folds is None:
+                self._train_evaluate(a)
+                return
+            from medpipe.evaluation.kfold import fold_dir, summarize_folds
+
+            for i, k in enumerate(folds, 1):
+                fa = {**a, "fold": k, "output_dir": str(fold_dir(a["output_dir"], k))}
+                key, fp = f"{step.id}.fold_{k}", _sha({"args": fa, "upstream": self._upstream})
+                st = self._stamp(key)
+                done = Path(fa["output_dir"]) / "eval" / "metrics.json"
+                if st and st.get("fingerprint") == fp and done.is_file() and not self._forced:
+                    print(f"  model {i}/{len(folds)} (validation fold {k}): up to date, skipped", flush=True)
+                    continue
+                print(f"  model {i}/{len(folds)} (validation fold {k}) -> {fa['output_dir']}", flush=True)
+                self._train_evaluate(fa)
+                if not self.dry_run:
+                    self._write_stamp(key, {"fingerprint": fp})
+            if not self.dry_run:
+                s = summarize_folds(a["output_dir"], folds)
+                m = s["metrics"].get("auroc_mean") or s["metrics"].get("auroc") or {}
+                if m.get("mean") is not None:
+                    sd = f" ± {m['sd']:.3f}" if m.get("sd") is not None else ""
+                    print(f"  {len(folds)} folds: AUROC {m['mean']:.3f}{sd} (mean ± sd over folds); "
+                          f"{Path(a['output_dir']) / 'kfold.json'}", flush=True)
         else:
             from medpipe.reporting.html import build_report
 
@@ -291,6 +321,37 @@ class PipelineRunner:
                 paths = build_report(a["work_dir"], a["out"], pipeline=self.p.name, params=self.p.params,
                                      data_dir=a.get("data_dir"))
                 print(f"  report: {paths['html']}", flush=True)
+
+    def _train_evaluate(self, a: dict) -> None:
+        """``medpipe train`` then ``medpipe evaluate`` of its checkpoint, with the step's arguments."""
+        b = a["bundle"]
+        ov = {k: v for k, v in a.items() if k not in ("bundle", "evaluate_args") and v is not None}
+        flat = [x for k, v in ov.items() for x in (f"--{k}", v)]
+        self._run(self._cmd("train", b, *flat))
+        ckpt = Path(a["output_dir"]) / "models" / "model.pt"
+        ev = {k: v for k, v in ov.items() if k not in ("max_epochs", "time_limit_s")}
+        ev.update({k: v for k, v in (a.get("evaluate_args") or {}).items() if v is not None})
+        flat = [x for k, v in ev.items() for x in (f"--{k}", v)]
+        self._run(self._cmd("evaluate", b, "--ckpt_path", ckpt, *flat))
+
+    def _folds(self, step: Step, a: dict) -> list[int] | None:
+        """The validation folds a bundle step trains one model each for; None: one model (``fold``)."""
+        spec = resolve(step.each_fold, self.p.params)
+        if spec in (None, False, "none", 1):
+            return None
+        if isinstance(spec, list) and all(isinstance(k, int) for k in spec) and spec:
+            return sorted(set(spec))
+        if spec in (True, "all"):
+            ds = Path(str(a.get("dataset_dir") or ""))
+            dl = ds / "datalist.json"
+            if not dl.is_file():
+                if self.dry_run:
+                    return None
+                raise UserError(f"{dl}: missing; 'each_fold: all' of step {step.id} reads the folds of the "
+                                f"prepared dataset (run the prepare step first).")
+            return sorted({int(r["fold"]) for r in json.loads(dl.read_text()).get("training", [])})
+        raise UserError(f"{self.p.path}: step {step.id}: each_fold is {spec!r}; use null (one model, validation "
+                        f"fold 'fold'), all (one model per fold) or a list of folds such as [0, 1, 2].")
 
     # ---------------------------------------------------------------- driver
 
@@ -310,7 +371,10 @@ class PipelineRunner:
                 continue
             args = resolve(step.args, self.p.params)
             upstream = {u: digests.get(u, (self._stamp(u) or {}).get("digest")) for u in step.after}
-            fp = _sha({"action": step.action, "args": args, "upstream": upstream})
+            fp = {"action": step.action, "args": args, "upstream": upstream}
+            if step.each_fold is not None:
+                fp["each_fold"] = resolve(step.each_fold, self.p.params)
+            fp = _sha(fp)
             if only and step.id != only:
                 st = self._stamp(step.id)
                 if st:
@@ -330,6 +394,7 @@ class PipelineRunner:
                 digests[step.id] = st.get("digest")
                 continue
             print(f"{head}: running ({step.action})", flush=True)
+            self._upstream, self._forced = upstream, step.id in forced or bool(only)
             t0 = time.perf_counter()
             try:
                 self._do(step, args)
@@ -361,8 +426,13 @@ class PipelineRunner:
             a = resolve(step.args, self.p.params)
             if step.action == "report" and (Path(a["out"]) / "report.html").is_file():
                 print(f"report: {Path(a['out']).absolute() / 'report.html'} (Markdown twin: report.md)")
-        tb = [(s.id, Path(resolve(s.args, self.p.params)["output_dir"]).absolute() / "tb")
-              for s in self.p.steps if s.action == "bundle"]
+        tb = []
+        for s in self.p.steps:
+            if s.action == "bundle":
+                a = resolve(s.args, self.p.params)
+                out = Path(a["output_dir"]).absolute()
+                # one model per fold: TensorBoard reads every fold_<k>/tb below the step's folder
+                tb.append((s.id, out if self._folds(s, a) else out / "tb"))
         tb = [(n, p) for n, p in tb if p.is_dir()]
         if tb:
             from medpipe.reporting.summary import tensorboard_command

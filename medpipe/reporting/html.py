@@ -60,7 +60,7 @@ font-size:.93em}
 .figs{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-start;margin:.4em 0}
 figure{margin:0}figcaption{font-size:.8em;color:#666}img{border:1px solid #ddd;display:block}
 .wide img{width:100%;height:auto}.plots img{height:270px;width:auto;max-width:100%}
-.examples img{height:250px;width:auto;max-width:100%}code{background:#f5f5f5}
+.examples img{height:250px;width:auto;max-width:100%}.large img{height:520px;width:auto;max-width:100%}code{background:#f5f5f5}
 """
 
 
@@ -254,15 +254,20 @@ def _pick_examples(files: list[Path], n: int) -> list[Path]:
     return picked
 
 
-def _images(run: Path, patterns) -> tuple[list[Path], list[Path], list[Path]]:
-    """The bundle's plots as ``(training curves, other plots, examples)``; globs are example images."""
-    curves, plots, examples = [], [], []
+def _images(run: Path, patterns) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
+    """The bundle's plots as ``(training curves, large plots, other plots, examples)``; globs are example images.
+
+    ROC figures are large: with one curve per class (14 for ChestX-ray14) they are unreadable at the
+    height of the other plots.
+    """
+    curves, large, plots, examples = [], [], [], []
     for pat in patterns:
         if "*" in pat:
             examples += _pick_examples([f for f in run.glob(pat) if f.is_file()], MAX_PER_GLOB)
         elif (run / pat).is_file():
-            (curves if "curves" in Path(pat).stem else plots).append(run / pat)
-    return curves, plots, examples
+            stem = Path(pat).stem
+            (curves if "curves" in stem else large if stem.startswith("roc") else plots).append(run / pat)
+    return curves, large, plots, examples
 
 
 # ---------------------------------------------------------------- per-slice tables and intervals
@@ -444,7 +449,9 @@ def _ref(spec, key: str) -> str:
 _LABELS = {"map50": "box mAP@0.5", "map50_95": "box mAP@0.5:0.95",
            "dice_per_case_mean": "Dice, mean over positive slices",
            "dice": "Dice (global)", "iou": "IoU (global)", "sensitivity": "sensitivity (pixels)",
-           "specificity": "specificity", "auroc": "AUROC"}
+           "specificity": "specificity", "auroc": "AUROC", "auroc_mean": "AUROC, mean over classes",
+           "auprc_mean": "AUPRC, mean over classes", "f1_macro": "F1, macro average", "f1_micro": "F1, micro average",
+           "subset_accuracy": "subset accuracy (all labels right)", "hamming_loss": "Hamming loss"}
 
 
 def _cls_section(spec, run: Path, m: dict) -> dict:
@@ -528,11 +535,11 @@ _SECTIONS = {"classification": _cls_section, "detection": _det_section, "segment
 
 
 # ---------------------------------------------------------------- the slice-classifier comparison
-def _comparison(work: Path, specs) -> list[dict]:
+def _comparison(run_dirs: dict[str, Path], specs) -> list[dict]:
     """Each binary slice classifier's decisions: ``{"name", "rule", "t"}`` (t as in :func:`_binary_rows`)."""
     out = []
     for spec in specs:
-        run = work / spec.name
+        run = run_dirs[spec.name]
         m = _read_json(run / "eval" / "metrics.json") or {}
         if spec.task == "classification" and m.get("kind", "binary") == "binary":
             t = _binary_rows(_read_csv(run / "predictions.csv"))
@@ -595,11 +602,11 @@ def _point_metrics(t: dict) -> dict:
     return m
 
 
-def _comparison_section(doc: _Doc, work: Path, specs) -> None:
+def _comparison_section(doc: _Doc, run_dirs: dict[str, Path], specs) -> None:
     if len(specs) < 2:  # one bundle on this dataset: nothing could be compared
         return
     doc.heading(2, "Slice classifiers on the same validation slices")
-    tables = _comparison(work, specs)
+    tables = _comparison(run_dirs, specs)
     if len({t["bundle"] for t in tables}) < 2:
         doc.para("Fewer than two slice classifiers have predictions; nothing to compare.")
         return
@@ -639,6 +646,126 @@ def _comparison_section(doc: _Doc, work: Path, specs) -> None:
     doc.para(text, cls="note")
 
 
+
+# ---------------------------------------------------------------- dataset balance, cross-validation, localisation
+def _prevalence_section(doc: _Doc, rep: dict) -> None:
+    """Per-class positives and prevalence per part, and the train:test bias table, when prepare wrote them."""
+    pv = rep.get("prevalence") or {}
+    parts, by = pv.get("parts") or [], pv.get("by_part") or {}
+    if not parts or not all(p in by for p in parts):
+        return
+    names = list(by[parts[0]].get("positives") or {})
+    unit = _unit(rep)
+    doc.heading(3, "Per-class prevalence per part")
+    rows = [[unit] + [str(by[p]["images"]) for p in parts]]
+    rows += [[n] + [f"{by[p]['positives'][n]} ({100 * by[p]['prevalence'][n]:.1f} %)" for p in parts] for n in names]
+    doc.table(rows, ["class"] + parts)
+    b = rep.get("bias")
+    if not b:
+        doc.para(f"Positive {unit} (prevalence) per part. No test set, so no train:test bias table.", cls="note")
+        return
+    fr = b.get("findings_ratio")
+    doc.heading(3, "Train:test balance")
+    doc.para(f"Train (all folds) : test = {b['images_ratio']:.2f} : 1 in {unit}, "
+             f"{f'{fr:.2f}' if fr is not None else DASH} : 1 in positive finding labels. A class whose ratio is far "
+             f"from the {unit}' ratio is over- or under-represented in the test set, and its test AUROC is measured "
+             f"on a population unlike the one trained on.", cls="note")
+    rows = []
+    for n, c in b["per_class"].items():
+        rows.append([n, str(c["train"]), str(c["test"]), _text(c.get("ratio")),
+                     f"{100 * c['prevalence_train']:.2f} %", f"{100 * c['prevalence_test']:.2f} %",
+                     _text(c.get("prevalence_ratio"))])
+    doc.table(rows, ["class", "train", "test", "ratio", "prevalence train", "prevalence test", "prevalence ratio"])
+
+
+def _kfold(run: Path, fold) -> tuple[dict | None, Path]:
+    """``(kfold summary, run shown in detail)``: the model validated on ``fold`` (else the first) of a K-fold step."""
+    from medpipe.evaluation.kfold import KFOLD_FILE
+
+    kf = _read_json(run / KFOLD_FILE)
+    if not kf or not kf.get("runs"):
+        return None, run
+    key = str(fold) if str(fold) in kf["runs"] else str(kf["folds"][0])
+    kf["shown"] = int(key)
+    return kf, run / kf["runs"][key]
+
+
+def _mean_sd(st: dict) -> str:
+    if st.get("mean") is None:
+        return DASH
+    return f"{st['mean']:.3f}" + (f" ± {st['sd']:.3f}" if st.get("sd") is not None else "")
+
+
+def _kfold_section(doc: _Doc, kf: dict) -> None:
+    folds = [str(k) for k in kf["folds"]]
+    doc.heading(3, f"Cross-validation: {_plural(len(folds), 'model')}, one per validation fold")
+    keys = [k for k in ("auroc_mean", "auprc_mean", "f1_macro", "auroc", "f1", "accuracy", "dice", "map50")
+            if k in kf.get("metrics", {})]
+    rows = [[_LABELS.get(k, k)] + [_value(kf["metrics"][k]["values"].get(f)) for f in folds]
+            + [_mean_sd(kf["metrics"][k])] for k in keys]
+    per_class = kf.get("auroc_per_class") or {}
+    if per_class:
+        rows.append("AUROC per class")
+        rows += [[c] + [_value(st["values"].get(f)) for f in folds] + [_mean_sd(st)] for c, st in per_class.items()]
+    n = kf.get("n_evaluated") or {}
+    doc.table(rows, ["metric"] + [f"fold {f}" + (f" (n={n[f]})" if n.get(f) else "") for f in folds]
+              + ["mean ± sd"])
+    undefined = {c: st["undefined_on"] for c, st in per_class.items() if st.get("undefined_on")}
+    text = (f"Each model is trained on the other folds and evaluated on its own validation fold; mean ± sample "
+            f"standard deviation over the {len(folds)} folds (the spread between folds is the variation a new split "
+            f"would show, not a confidence interval). Selection of each checkpoint used its validation fold, so "
+            f"every value is optimistic by the same margin. The sections below show the model validated on fold "
+            f"{kf['shown']}.")
+    if undefined:
+        text += (" Undefined (no positive or no negative on that fold), left out of the mean rather than counted as "
+                 "0: " + "; ".join(f"{c} on fold {', '.join(map(str, f))}" for c, f in undefined.items()) + ".")
+    doc.para(text, cls="note")
+
+
+#: the thresholds of IoBB shown in the report's compact table
+_LOC_T = "0.5"
+
+
+def _localization_section(doc: _Doc, run: Path, synthetic: bool | None) -> None:
+    """Heat-map boxes scored against reference boxes: CAM vs the control at T(IoBB) = 0.5, then over T."""
+    loc = _read_json(run / "eval" / "localization.json")
+    if not loc or not loc.get("accuracy_iobb"):
+        return
+    acc = loc["accuracy_iobb"]
+    methods = [m for m in ("cam@0.5", "cam@0.8", "control@0.5", "control@0.8") if m in acc] or list(acc)
+    ref = loc.get("reference") or {}
+    ref_vals = ref.get(f"accuracy_iobb_{_LOC_T}") or {}
+    per_class = loc.get("cases_per_class") or {}
+    doc.heading(3, "Localisation against the reference boxes")
+    doc.para(f"{loc.get('cases')} boxed findings on {loc.get('images_with_boxes')} evaluated images. "
+             f"{loc.get('what', '')}. Map: Grad-CAM on {loc.get('layer')} ({loc.get('cam_input', '')}). "
+             f"Control: {loc.get('control', 'a centred Gaussian')}: a map that knows nothing about the image; a "
+             f"CAM that does not beat it does not localise.", cls="note")
+
+    def label(m):
+        what, _, frac = m.partition("@")
+        return f"{'Grad-CAM' if what == 'cam' else 'control'}, {frac} × max"
+
+    ref_head = ("Wang et al. 2017 (REAL data: not comparable)" if synthetic
+                else "Wang et al. 2017 (their model and split)")
+    rows = []
+    for c in list(per_class) + ["all"]:
+        if c != "all" and c not in acc[methods[0]]:
+            continue
+        n = sum(per_class.values()) if c == "all" else per_class[c]
+        cells = [_value((acc[m].get(c) or {}).get(_LOC_T)) for m in methods]
+        rv = ref_vals.get(c)
+        rows.append([c if c != "all" else "all boxed findings", str(n)] + cells + [DASH if rv is None else f"{rv:.2f}"])
+    doc.table(rows, ["finding", "cases"] + [label(m) for m in methods] + [ref_head], ref_cols=(len(methods) + 2,))
+    ts = loc.get("thresholds") or []
+    rows = [[label(m)] + [_value((acc[m].get("all") or {}).get(str(t))) for t in ts] for m in methods]
+    doc.table(rows, ["all boxed findings: accuracy at IoBB > T"] + [f"T = {t}" for t in ts])
+    doc.para(f"Accuracy at T = {_LOC_T}: the fraction of boxed findings whose heat-map box (largest connected region "
+             f"above the fraction of the map's maximum) has IoBB > {_LOC_T} with a reference box of that finding "
+             f"(Wang et al.'s criterion; IoBB = intersection / area of the heat-map box). Per class and per T, with IoU "
+             f"too: eval/localization.csv. {ref.get('source', '')}.", cls="note")
+
+
 # ---------------------------------------------------------------- the report
 def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | None = None,
                  data_dir=None, bundles: list[str] | None = None) -> dict:
@@ -676,7 +803,9 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
         specs = [sp for sp in BUNDLES.values() if name is None or sp.dataset == name]
     else:
         specs = [get_bundle(b) for b in bundles]
-    runs = {sp.name: (_read_json(work / sp.name / "run_config.json") or {}) for sp in specs}
+    fold = (params or {}).get("fold")
+    kfolds = {sp.name: _kfold(work / sp.name, fold) for sp in specs}
+    runs = {sp.name: (_read_json(kfolds[sp.name][1] / "run_config.json") or {}) for sp in specs}
 
     title = f"medpipe report: {pipeline}"
     doc.both(f"<h1>{html.escape(title)}</h1><p class='note'>Generated {time.strftime('%Y-%m-%d %H:%M')} from "
@@ -710,6 +839,7 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
         doc.para(f"Files in the source: {a.get('files_seen')} = {a.get('files_in_records')} used in records + "
                  f"{a.get('files_skipped')} not used{f' ({why})' if why else ''}. Anomalies (kept, reported in "
                  f"prepare_report.md): {', '.join(f'{k} x{v}' for k, v in kinds.items()) or 'none'}.", cls="note")
+        _prevalence_section(doc, rep)
     else:
         doc.para("No prepare_report.json found.")
     if params:
@@ -719,7 +849,7 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
         doc.kv(_pipeline_settings(params, devices))
 
     for spec in specs:
-        run = work / spec.name
+        kf, run = kfolds[spec.name]
         m = _read_json(run / "eval" / "metrics.json")
         doc.heading(2, spec.title)
         if not m:
@@ -742,11 +872,15 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
                             if synthetic else "; its slice-level split puts slices of one patient in both training "
                                               "and test, so it is optimistic next to patient-level folds."))
         doc.para(" ".join(n for n in notes if n), cls="note")
+        if kf:
+            _kfold_section(doc, kf)
         doc.heading(3, "Training settings")
         doc.kv(_bundle_settings(cfg, runs[spec.name], epochs))
-        curves, plots, examples = _images(run, spec.plots)
+        curves, large, plots, examples = _images(run, spec.plots)
         doc.figures([(p, f"{spec.name}: {p.relative_to(run)}") for p in curves], "wide")
+        doc.figures([(p, f"{spec.name}: {p.relative_to(run)}") for p in large], "large")
         doc.figures([(p, f"{spec.name}: {p.relative_to(run)}") for p in plots], "plots")
+        _localization_section(doc, run, synthetic)
         if examples:
             doc.heading(3, "Examples")
             if any(p.name[:2] in ("TP", "FP", "FN", "TN") for p in examples):
@@ -757,7 +891,7 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
                          "reference boxes, how the map's box overlaps them (IoU, IoBB).", cls="note")
             doc.figures([(p, _example_caption(p)) for p in examples], "examples")
 
-    _comparison_section(doc, work, specs)
+    _comparison_section(doc, {n: r for n, (_, r) in kfolds.items()}, specs)
     if synthetic:
         doc.para("Data: synthetic (medpipe synth). Published numbers are on the real dataset and not comparable.",
                  cls="note")

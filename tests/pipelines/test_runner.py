@@ -114,3 +114,49 @@ def test_chest_pipeline_parses_and_names_registered_datasets_and_bundles():
             assert s.args["dataset"] in DATASETS
         if s.action == "bundle":
             assert s.args["bundle"] in BUNDLES and BUNDLES[s.args["bundle"]].dataset == "cxr14"
+
+
+KFOLD = """
+name: kf
+params:
+  work_dir: {work}
+  data: {data}
+  kfold: null
+steps:
+  - id: cls
+    action: bundle
+    each_fold: "{{kfold}}"
+    args: {{bundle: cxr14_cls, output_dir: "{{work_dir}}/cls", dataset_dir: "{{data}}", max_epochs: 1}}
+"""
+
+
+def test_each_fold_trains_one_model_per_fold(tmp_path, capfd):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "datalist.json").write_text(json.dumps({"training": [{"fold": k} for k in (0, 1, 2, 1)]}))
+    f = tmp_path / "kf.yaml"
+    f.write_text(KFOLD.format(work=tmp_path / "work", data=data))
+
+    def dry(ov):
+        rc = PipelineRunner(load_pipeline(f, ov), dry_run=True).run()
+        return rc, capfd.readouterr().out
+
+    rc, out = dry({})  # null: one model, no fold folders
+    assert rc == 0 and out.count("medpipe train cxr14_cls") == 1 and "cls/fold_" not in out
+    rc, out = dry({"kfold": "all"})  # every fold of the prepared datalist
+    assert rc == 0 and out.count("medpipe train cxr14_cls") == 3
+    for k in (0, 1, 2):
+        assert f"--output_dir {tmp_path / 'work/cls'}/fold_{k} --dataset_dir {data} --max_epochs 1 --fold {k}" in out
+        assert f"--ckpt_path {tmp_path / 'work/cls'}/fold_{k}/models/model.pt" in out
+    rc, out = dry({"kfold": "[2, 0]"})
+    assert out.count("medpipe train") == 2 and "model 1/2 (validation fold 0)" in out and "cls/fold_1" not in out
+    with pytest.raises(UserError, match="each_fold is 'some'"):
+        dry({"kfold": "some"})
+
+
+def test_each_fold_only_on_bundle_steps(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("name: b\nparams: {}\nsteps:\n  - id: r\n    action: report\n    each_fold: all\n"
+                 "    args: {work_dir: w, out: o}\n")
+    with pytest.raises(UserError, match="each_fold.*bundle steps"):
+        load_pipeline(f)

@@ -154,3 +154,50 @@ def test_values_in_words(value, text):
                                          (0.9995, (0.9991, 0.9998), "1.000 (0.999–1.000)"), (0.5, (None, None), "0.500 (0/0)")])
 def test_metric_with_interval(v, ci, text):
     assert _value(v, ci) == text
+
+
+def test_kfold_localisation_and_prevalence_sections(tmp_path):
+    """A multi-label run with one model per fold: the fold table with mean ± sd, the CAM-vs-control table beside
+    the published values, the per-class prevalence and train:test tables; details of the chosen fold."""
+    from medpipe.evaluation.kfold import summarize_folds
+
+    data, work = tmp_path / "data", tmp_path / "work"
+    data.mkdir()
+    by = {p: {"images": n, "positives": {"Cardiomegaly": c, "Nodule": 1},
+              "prevalence": {"Cardiomegaly": c / n, "Nodule": 1 / n}} for p, n, c in
+          (("fold 0", 10, 2), ("fold 1", 10, 3), ("test", 5, 0))}
+    (data / "prepare_report.json").write_text(json.dumps({
+        "dataset": "cxr14", "records": 25, "patients": 9, "source": {"path": "x", "synthetic": True},
+        "input": {"modality": "CR"}, "options": {"seed": 1},
+        "folds": [{"fold": 0, "patients": 4, "records": 10}, {"fold": 1, "patients": 3, "records": 10}],
+        "prevalence": {"parts": list(by), "by_part": by},
+        "bias": {"images_ratio": 4.0, "findings_ratio": 7.0, "per_class": {
+            "Cardiomegaly": {"train": 5, "test": 0, "ratio": None, "prevalence_train": 0.25, "prevalence_test": 0.0,
+                             "prevalence_ratio": None},
+            "Nodule": {"train": 2, "test": 1, "ratio": 2.0, "prevalence_train": 0.1, "prevalence_test": 0.2,
+                       "prevalence_ratio": 0.5}}}}))
+    acc = {m: {c: {str(t): v for t in (0.1, 0.5)} for c, v in (("Cardiomegaly", a), ("all", a / 2))}
+           for m, a in (("cam@0.5", 0.75), ("control@0.5", 0.125))}
+    for k, auc in ((0, 0.9), (1, 0.7)):
+        run = work / "cxr14_cls" / f"fold_{k}"
+        _fake_run(run, {"kind": "multilabel", "auroc_mean": auc, "n": 10, "fold": k, "records": "val",
+                        "auroc_per_class": {"Cardiomegaly": auc, "Nodule": None if k == 0 else 0.6}},
+                  ["eval/roc.png", f"eval/cam/Cardiomegaly_0000000{k}_000.png"])
+        (run / "eval/localization.json").write_text(json.dumps({
+            "cases": 4 + k, "images_with_boxes": 3, "layer": f"layer_of_fold_{k}", "thresholds": [0.1, 0.5],
+            "cases_per_class": {"Cardiomegaly": 4 + k}, "accuracy_iobb": acc,
+            "reference": {"source": "Wang", "accuracy_iobb_0.5": {"Cardiomegaly": 0.88}}}))
+    summarize_folds(work / "cxr14_cls", [0, 1])
+    build_report(work, tmp_path / "rep", pipeline="chest_xray", params={"fold": 1}, data_dir=data,
+                 bundles=["cxr14_cls"])
+    md = (tmp_path / "rep/report.md").read_text()
+    assert "Cross-validation: 2 models" in md
+    assert "| AUROC, mean over classes | 0.900 | 0.700 | 0.800 ± 0.141 |" in md
+    assert "| Nodule | — | 0.600 | 0.600 |" in md and "Nodule on fold 0" in md  # undefined: left out, named
+    assert "show the model validated on fold 1" in md and "layer_of_fold_1" in md and "layer_of_fold_0" not in md
+    assert "| Cardiomegaly | 5 | 0.750 | 0.125 | 0.88 |" in md and "| all boxed findings | 5 | 0.375 | 0.062 | — |" in md
+    assert "REAL data: not comparable" in md
+    assert "| Cardiomegaly | 2 (20.0 %) | 3 (30.0 %) | 0 (0.0 %) |" in md
+    assert "| Nodule | 2 | 1 | 2 | 10.00 % | 20.00 % | 0.5 |" in md and "4.00 : 1 in images" in md
+    html_text = (tmp_path / "rep/report.html").read_text()
+    assert 'class="figs large"' in html_text  # the ROC figure at full size
