@@ -60,7 +60,8 @@ font-size:.93em}
 .figs{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-start;margin:.4em 0}
 figure{margin:0}figcaption{font-size:.8em;color:#666}img{border:1px solid #ddd;display:block}
 .wide img{width:100%;height:auto}.plots img{height:270px;width:auto;max-width:100%}
-.examples img{height:250px;width:auto;max-width:100%}.large img{height:520px;width:auto;max-width:100%}code{background:#f5f5f5}
+.examples img{height:250px;width:auto;max-width:100%}.large img{height:520px;width:auto;max-width:100%}
+.cams img{height:380px;width:auto;max-width:100%}code{background:#f5f5f5}
 """
 
 
@@ -882,14 +883,17 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
         doc.figures([(p, f"{spec.name}: {p.relative_to(run)}") for p in plots], "plots")
         _localization_section(doc, run, synthetic)
         if examples:
-            doc.heading(3, "Examples")
-            if any(p.name[:2] in ("TP", "FP", "FN", "TN") for p in examples):
+            by_outcome = any(p.name[:2] in ("TP", "FP", "FN", "TN") for p in examples)
+            doc.heading(3, "Examples" if by_outcome else "Heat maps with the reference boxes")
+            if by_outcome:
                 doc.para("The file name starts with the outcome: TP, FP, FN, TN (true/false positive/negative); one "
                          "example per outcome in turn, each from a patient not shown yet where possible.", cls="note")
             else:
-                doc.para("Named by class and image; each title gives the probability and, where the image has "
-                         "reference boxes, how the map's box overlaps them (IoU, IoBB).", cls="note")
-            doc.figures([(p, _example_caption(p)) for p in examples], "examples")
+                doc.para("One image per class with reference boxes, named by class and image; each title gives the "
+                         "probability and how the map's box (red) overlaps the reference box (green): IoU, IoBB.",
+                         cls="note")
+            # per-class heat maps carry two title lines and a colour bar: shown larger than outcome examples
+            doc.figures([(p, _example_caption(p)) for p in examples], "examples" if by_outcome else "cams")
 
     _comparison_section(doc, {n: r for n, (_, r) in kfolds.items()}, specs)
     if synthetic:
