@@ -117,6 +117,42 @@ def load_pipeline(path: str | os.PathLike, overrides: dict | None = None) -> Pip
     return Pipeline(spec.get("name", path.stem), params, steps, path)
 
 
+def params_help(path: str | os.PathLike) -> str:
+    """The pipeline's steps and each ``--KEY`` with its default and the comment written beside it in the YAML.
+
+    Example:
+        >>> print(params_help("pipelines/chest_xray.yaml"))  # doctest: +SKIP
+        pipelines/chest_xray.yaml: prepare (cxr14) -> cxr14_cls ... -> report
+        steps: synth (when src is null), prepare, cxr14_cls (one model per fold: {kfold}), report
+        parameters (--KEY VALUE):
+          --src           null   the dataset as downloaded; null synthesizes one (the offline default)
+        ...
+    """
+    p = load_pipeline(path)
+    comments, in_params = {}, False
+    for line in Path(path).read_text().splitlines():
+        if re.match(r"^params\s*:", line):
+            in_params = True
+            continue
+        if in_params and re.match(r"^\S", line):
+            break
+        m = re.match(r"^\s+([A-Za-z_]\w*)\s*:[^#]*#\s*(.*)$", line) if in_params else None
+        if m:
+            comments[m.group(1)] = m.group(2).strip()
+    import yaml
+
+    steps = ", ".join(s.id + (f" (when {s.when})" if s.when else "")
+                      + (f" (one model per fold: {s.each_fold})" if s.each_fold is not None else "") for s in p.steps)
+    width = max(len(k) for k in p.params) + 2 if p.params else 0
+    dw = min(24, max((len("null" if v is None else str(v)) for v in p.params.values()), default=4))
+    lines = [f"{path}: {yaml.safe_load(Path(path).read_text()).get('description', p.name)}", f"steps: {steps}",
+             "parameters (--KEY VALUE):"]
+    for k, v in p.params.items():
+        default = "null" if v is None else str(v)
+        lines.append(f"  --{k:<{width}} {default:<{dw}}  {comments.get(k, '')}".rstrip())
+    return "\n".join(lines)
+
+
 #: arguments each non-bundle action takes
 ACTION_ARGS = {"synth": {"dataset", "out", "patients", "size", "seed"},
                "prepare": {"dataset", "src", "src_if_null", "out", "folds", "seed", "val_fold", "workers", "test_fraction"},

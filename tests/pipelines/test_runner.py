@@ -160,3 +160,18 @@ def test_each_fold_only_on_bundle_steps(tmp_path):
                  "    args: {work_dir: w, out: o}\n")
     with pytest.raises(UserError, match="each_fold.*bundle steps"):
         load_pipeline(f)
+
+
+def test_help_lists_every_parameter_with_its_default_and_comment(capsys):
+    from medpipe.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(REPO / "pipelines/chest_xray.yaml"), "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    params = load_pipeline(REPO / "pipelines/chest_xray.yaml").params
+    for k in params:
+        assert f"  --{k} " in out
+    assert "one model per fold: {kfold}" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("  --kfold "))
+    assert "null" in line and "one model per validation fold" in line
