@@ -19,6 +19,7 @@ import importlib
 DATASETS = {
     "phe-sich": "data_prep.phe_sich:DATASET",
     "cxr14": "data_prep.cxr14:DATASET",
+    "rsna-pneumonia": "data_prep.rsna_pneumonia:DATASET",
 }
 
 

@@ -19,17 +19,9 @@ Example:
 from __future__ import annotations
 
 from data_prep.cxr14 import layout as L
+from medpipe.prepare.cache import MAX_CACHE, MIN_CACHE  # noqa: F401 - re-exported (``--cache-size`` bounds)
+from medpipe.prepare.cache import parse_cache_size as _cache_size
 from medpipe.prepare.spec import DatasetSpec, InputSpec, Option, Task, synth_options
-
-#: ``--cache-size`` bounds (0 = no cache)
-MIN_CACHE, MAX_CACHE = 32, 4096
-
-
-def _cache_size(s) -> int:
-    v = int(s)
-    if v != 0 and not MIN_CACHE <= v <= MAX_CACHE:
-        raise ValueError(f"expected 0 (no cache) or a size from {MIN_CACHE} to {MAX_CACHE} pixels, e.g. 256")
-    return v
 
 
 DATASET = DatasetSpec(

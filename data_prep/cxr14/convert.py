@@ -35,6 +35,7 @@ from data_prep.cxr14 import layout as L
 from data_prep.cxr14 import tables as T
 from medpipe.errors import DataError, UserError
 from medpipe.io.images import ImageHeaderError, decode_image, read_image_info
+from medpipe.prepare.cache import resized_size
 from medpipe.prepare.converter import Converter, Finish, Plan, UnitResult
 from medpipe.prepare.spec import OptionError, Task
 from medpipe.utils.fs import link_or_copy
@@ -77,19 +78,6 @@ def to_gray(im):
             note = "color"
         return im.convert("RGB").convert("L") if im.mode == "RGBA" else im.convert("L"), note
     return im.convert("L"), note
-
-
-def resized_size(w: int, h: int, limit: int) -> tuple[int, int]:
-    """The size an image is cached at: the longer side ``limit``, aspect kept; never enlarged.
-
-    Example:
-        >>> resized_size(1024, 1024, 256), resized_size(64, 64, 256), resized_size(2000, 1000, 256)
-        ((256, 256), (64, 64), (256, 128))
-    """
-    s = limit / max(w, h)
-    if s >= 1:
-        return w, h
-    return max(1, round(w * s)), max(1, round(h * s))
 
 
 def scale_box(box, sw: int, sh: int) -> tuple[list[float], bool]:

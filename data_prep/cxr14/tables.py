@@ -23,8 +23,8 @@ from pathlib import Path
 
 from data_prep.cxr14 import layout as L
 from medpipe.errors import DataError
+from medpipe.io.dicom import parse_age  # ages as DICOM AS strings ("058Y"); the label file writes them so
 
-_AGE_RE = re.compile(r"^\s*0*(\d+)\s*([YyMmDdWw]?)\s*$")
 #: at most this many examples of each problem are kept for the report
 EXAMPLES = 5
 
@@ -91,28 +91,6 @@ def logical_columns(header: list[str]) -> list[tuple[str, list[int]]]:
             i += 1
         out.append((name, pos))
     return out
-
-
-def parse_age(text: str) -> tuple[int | None, str]:
-    """Age in whole years and its format: ``"58"`` -> ``(58, "years")``, ``"058Y"`` -> ``(58, "suffixed")``.
-
-    ``M``/``W``/``D`` suffixes (months, weeks, days) are converted to whole years; anything else,
-    or an age above 120 (the 2017 file has a few such typos), gives ``(None, reason)``.
-
-    Example:
-        >>> parse_age("058Y"), parse_age("58"), parse_age("018M"), parse_age("414"), parse_age("")
-        ((58, 'suffixed'), (58, 'years'), (1, 'suffixed'), (None, 'implausible'), (None, 'missing'))
-    """
-    if not text or not text.strip():
-        return None, "missing"
-    m = _AGE_RE.match(text)
-    if not m:
-        return None, "invalid"
-    v, unit = int(m.group(1)), m.group(2).upper()
-    years = {"": v, "Y": v, "M": v // 12, "W": v // 52, "D": v // 365}[unit]
-    if years > 120:
-        return None, "implausible"
-    return years, "suffixed" if unit else "years"
 
 
 def read_label_file(path: str | Path, name: str | None = None) -> LabelTable:

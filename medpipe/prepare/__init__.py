@@ -9,6 +9,7 @@
 - :mod:`.records`: the record schema checked against the declared tasks.
 - :mod:`.report`: ``prepare_report.md`` and the terminal summary.
 - :mod:`.exports`: reusable exports (YOLO tree, labels CSV).
+- :mod:`.cache`: the resized 8-bit PNG cache several converters write (``--cache-size``).
 
 Nothing here knows a dataset: each dataset is a package outside ``medpipe`` that declares a
 DatasetSpec, listed in the registry the CLI reads (``medpipe.cli.datasets``).

@@ -48,13 +48,19 @@ class Plan:
 
 @dataclass
 class UnitResult:
-    """What one :meth:`Converter.convert` call produced: records, skipped, anomalies, inputs used, link methods."""
+    """What one :meth:`Converter.convert` call produced: records, skipped, anomalies, inputs used, link methods.
+
+    ``inference`` holds entries for unlabelled images (a challenge's test images): ``image`` and
+    ``patient`` like a record, no labels; they are written to the datalist's ``"inference"`` list,
+    never split into folds or ``test``. Their files count as used.
+    """
 
     records: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
     anomalies: list[dict] = field(default_factory=list)
     used: int = 0
     links: Counter = field(default_factory=Counter)
+    inference: list[dict] = field(default_factory=list)
 
 
 @dataclass

@@ -19,7 +19,9 @@ does the rest. In order:
 6. ``--strict`` turns any anomaly or skipped file into an error; then the dataset's exports,
    ``datalist.json`` (with the ``dataset``/``tasks``/``input`` header and ``synthetic``: whether
    ``--src`` is ``medpipe synth`` output, see :func:`synthetic_marker`), ``prepare_report.{json,md}``
-   and the marker are written, and the temp folder replaces ``--out`` in one rename.
+   and the marker are written, and the temp folder replaces ``--out`` in one rename. Unlabelled
+   images a converter returns as ``inference`` entries (a challenge's test set) go to the datalist's
+   ``inference`` list, never into folds or ``test``.
 """
 
 from __future__ import annotations
@@ -380,9 +382,10 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
         conv.setup(tmp)
         fn = functools.partial(_convert_unit, conv, str(src), str(tmp))
         results = map_units(fn, plan.units, workers, say, "checked")
-        records, used = [], 0
+        records, inference, used = [], [], 0
         for res in results:
             records += res.records
+            inference += res.inference
             skipped += res.skipped
             anomalies += res.anomalies
             used += res.used
@@ -396,6 +399,7 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
         skipped += fin.skipped
         anomalies += fin.anomalies
         validate_records(records, tasks, tmp, spec.name)
+        validate_records(inference, {}, tmp, spec.name)  # unlabelled: image and patient only
 
         per_patient = defaultdict(list)
         for r in records:
@@ -436,7 +440,8 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
         for p in sorted(per_patient):
             patients_meta[p] = {"fold": fold_of.get(p, "test"), **conv.patient_meta(per_patient[p]),
                                 **fin.patients.get(p, {})}
-        datalist = _datalist(spec, conv, tasks, opts, train, test, patients_meta, synthetic=synth_marker is not None)
+        datalist = _datalist(spec, conv, tasks, opts, train, test, patients_meta, synthetic=synth_marker is not None,
+                             inference=inference)
         write_json(tmp / DATALIST, datalist)
 
         def fold_stats(rs):
@@ -459,6 +464,7 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
             **R.per_class(records, tasks),
             "folds": [{"fold": f, **fold_stats([r for r in train if r["fold"] == f])} for f in range(opts["folds"])],
             "test": fold_stats(test) if test else None, "test_patients": test_patients,
+            **({"inference_records": len(inference)} if inference else {}),
             **conv.report(records), **fin.report, **exports,
             "skipped": skipped, "anomalies": anomalies,
             "skipped_counts": dict(Counter(s.get("kind", "other") for s in skipped)),
@@ -485,7 +491,7 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
     return report
 
 
-def _datalist(spec, conv, tasks, opts, train, test, patients_meta, synthetic: bool = False) -> dict:
+def _datalist(spec, conv, tasks, opts, train, test, patients_meta, synthetic: bool = False, inference=()) -> dict:
     head = spec.header(tasks)
     cls = tasks.get("label") or tasks.get("labels")
     det = tasks.get("boxes")
@@ -504,5 +510,8 @@ def _datalist(spec, conv, tasks, opts, train, test, patients_meta, synthetic: bo
     }
     if test:
         dl["test"] = test
+    if inference:  # unlabelled images (e.g. a challenge's test set): for inference only, never split
+        dl["numInference"] = len(inference)
+        dl["inference"] = list(inference)
     dl["patients"] = patients_meta
     return dl
