@@ -159,6 +159,44 @@ def class_thresholds(trained: dict, default: float = 0.5) -> list[float]:
     return [float(stored.get(c, default)) for c in trained.get("class_names") or []]
 
 
+#: how a binary evaluation of the validation fold may choose its decision threshold
+THRESHOLD_RULES = ("youden", "f1")
+
+
+def binary_threshold(trained: dict, records: str = "val", rule: str = "youden", default: float = 0.5) -> dict:
+    """The decision threshold a binary evaluation of ``records`` uses, and where it comes from.
+
+    The run's validation fold (``records`` ``val``) chooses it by ``rule`` (``youden``: maximum
+    sensitivity + specificity - 1; ``f1``: maximum F1; a number: fixed) and stores it with the
+    checkpoint; any other records (the test split, an external dataset) use the stored one, so the
+    threshold is never tuned on the data it is scored on.
+
+    Returns:
+        ``{"value": rule name | float, "source": str}`` for
+        :class:`~medpipe.handlers.classification.ClassificationReport`'s ``threshold`` and
+        ``threshold_source``.
+
+    Example:
+        >>> binary_threshold({"decision": {"threshold": 0.31, "chosen_on": "fold 0"}}, "test")["value"]
+        0.31
+    """
+    from medpipe.errors import UserError
+
+    if not isinstance(rule, (int, float)) and rule not in THRESHOLD_RULES:
+        raise UserError(f"--threshold_rule {rule}: choose {' or '.join(THRESHOLD_RULES)}, or a number in (0, 1).")
+    if isinstance(rule, (int, float)):
+        return {"value": float(rule), "source": f"fixed at {float(rule):g}"}
+    if str(records) == "val":
+        return {"value": rule, "source": f"chosen on these validation records ({rule}); stored for the other sets"}
+    decision = trained.get("decision") or {}
+    if decision.get("threshold") is not None:
+        return {"value": float(decision["threshold"]),
+                "source": f"chosen ({rule}) on {decision.get('chosen_on', 'the validation fold')}, stored in "
+                          f"models/model.json"}
+    return {"value": default, "source": f"{default:g}: no threshold stored with the checkpoint (evaluate its "
+                                        f"validation fold first)"}
+
+
 def evaluation_thresholds(trained: dict, records: str = "val") -> dict:
     """The per-class thresholds a multi-label evaluation of ``records`` decides with, and where they come from.
 

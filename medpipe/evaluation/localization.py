@@ -68,11 +68,15 @@ def cam_maps(cam, x, class_idx: int, batch_size: int = 8) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 1, 1))
 
 
-def _boxes_of(record: Mapping, box_key: str) -> list[tuple[str, list[float]]]:
+def _boxes_of(record: Mapping, box_key: str, box_finding: str | None = None) -> list[tuple[str, list[float]]]:
+    """``[(finding, box)]`` of a record: ``{"finding", "box"}`` items, or plain ``[xmin, ymin, xmax, ymax]``
+    boxes (CONTRACT's ``boxes``) that all show ``box_finding`` (e.g. RSNA's lung opacities)."""
     out = []
     for b in record.get(box_key) or []:
         if isinstance(b, Mapping) and "finding" in b and "box" in b:
             out.append((str(b["finding"]), [float(v) for v in b["box"]]))
+        elif box_finding is not None and isinstance(b, (list, tuple)) and len(b) == 4:
+            out.append((str(box_finding), [float(v) for v in b]))
     return out
 
 
@@ -89,7 +93,8 @@ def finding_classes(groups: Mapping[str, Sequence[str]] | None) -> dict[str, str
 
 def localization_cases(rows: Sequence[dict], records: Sequence[dict], class_names: Sequence[str],
                        thresholds: Sequence[float], box_key: str = "nih_boxes",
-                       box_classes: Mapping[str, str] | None = None) -> tuple[list[dict], dict]:
+                       box_classes: Mapping[str, str] | None = None,
+                       box_finding: str | None = None) -> tuple[list[dict], dict]:
     """The cases to score: one per (evaluated image, boxed finding that is a class of the model).
 
     Args:
@@ -101,6 +106,8 @@ def localization_cases(rows: Sequence[dict], records: Sequence[dict], class_name
         box_classes: ``{finding: class}`` for models whose classes group findings
             (:func:`finding_classes`); a case is then one per (image, class), with the boxes of all
             its findings.
+        box_finding: the finding of plain ``[xmin, ymin, xmax, ymax]`` boxes (one class's boxes, e.g.
+            ``lung_opacity`` of a binary pneumonia model).
 
     Returns:
         ``(cases, counts)``: cases as dicts (``image``, ``patient``, ``finding``, ``class_index``,
@@ -112,7 +119,7 @@ def localization_cases(rows: Sequence[dict], records: Sequence[dict], class_name
     cases, n_img, n_box, other = [], 0, 0, 0
     for row in rows:
         rec = by_image.get(str(row.get("image")))
-        boxes = _boxes_of(rec, box_key) if rec is not None else []
+        boxes = _boxes_of(rec, box_key, box_finding) if rec is not None else []
         if not boxes:
             continue
         n_img += 1

@@ -259,6 +259,9 @@ class ClassificationReport(_Collector):
         if self.kind == "multilabel":
             m = self._multilabel(y, s, rows, ev)
             threshold = [m["thresholds"][c] for c in self.class_names]
+        elif self.kind == "binary":
+            m = self._binary(y, s)
+            threshold = self.threshold
         else:
             m = classification_metrics_for(self.kind, y, s, self.class_names, threshold=self.threshold)
         m.update(self.extra)
@@ -277,6 +280,28 @@ class ClassificationReport(_Collector):
         log.info("evaluation (%s, n=%d): %s", self.kind, len(rows),
                  ", ".join(f"{k} {m[k]:.4g}" for k in keys if isinstance(m.get(k), (int, float))))
         log.info("wrote %s", ev)
+
+    def _binary(self, y: np.ndarray, s: np.ndarray) -> dict:
+        """Binary metrics at the decision threshold (chosen here when ``threshold`` names a rule), plus
+        sensitivity/specificity at that threshold and at the Youden point of these records."""
+        from medpipe.metrics.classification import best_threshold, operating_points
+        from medpipe.metrics.tasks import classification_metrics_for
+
+        s2 = np.asarray(s, dtype=np.float64).reshape(len(s), -1)
+        p = s2[:, 1] if s2.shape[1] > 1 else s2[:, 0]
+        source = self.threshold_source
+        if isinstance(self.threshold, str):  # a rule: choose on these (validation) records
+            rule = self.threshold
+            try:
+                self.threshold = best_threshold(y, p, rule)
+            except ValueError as e:
+                log.warning("threshold not chosen by %s (%s); 0.5 used", rule, e)
+                self.threshold, source = 0.5, f"0.5 ({rule} undefined here: {e})"
+        m = classification_metrics_for("binary", y, s, self.class_names, threshold=self.threshold)
+        m["threshold"] = float(self.threshold)
+        m["threshold_source"] = source or f"fixed at {self.threshold:g}"
+        m["operating_points"] = operating_points(y, p, self.threshold)
+        return m
 
     def _multilabel(self, y: np.ndarray, s: np.ndarray, rows: list[dict], ev: Path) -> dict:
         """The multi-label summary (metrics, thresholds, intervals, references) and ``eval/per_class.csv``."""
@@ -333,6 +358,11 @@ class ClassificationReport(_Collector):
                   "auroc_mean", "auprc_mean", "f1_micro", "f1_macro", "subset_accuracy"):
             if k in m:
                 lines.append(f"{k:<24}{f(m[k])}")
+        for name, op in (m.get("operating_points") or {}).items():
+            if op:
+                what = "decision threshold" if name == "threshold" else "Youden point of these records (in-sample)"
+                lines.append(f"{what}: threshold {op['threshold']:.4g}, sensitivity {f(op['sensitivity'])}, "
+                             f"specificity {f(op['specificity'])}")
         absent = m.get("absent_classes") or m.get("undefined_classes")
         if absent:
             lines += ["", f"left out of the averages (undefined on this set): {', '.join(absent)}"]

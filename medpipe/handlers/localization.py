@@ -52,19 +52,22 @@ class CamLocalization:
         reference: published accuracies to record beside ours (``{"source", "note", "accuracy_iobb_0.5": {...}}``).
         box_classes: ``{finding: class}`` when the model's classes group the boxed findings (see
             :func:`medpipe.evaluation.localization.finding_classes`).
+        box_finding: the class of plain ``[xmin, ymin, xmax, ymax]`` boxes (a binary model's positive
+            class); overlays of images without boxes then show only that class.
     """
 
     def __init__(self, output_dir: str, report, network, records: Sequence[dict], transform, layer: str,
                  class_names: Sequence[str], device="cpu", box_key: str = "nih_boxes",
                  fractions: Sequence[float] = MAP_FRACTIONS, thresholds: Sequence[float] = LOCALIZATION_THRESHOLDS,
                  control_sigma: float = 0.25, n_overlays: int = 8, batch_size: int = 8,
-                 reference: dict | None = None, box_classes: dict | None = None) -> None:
+                 reference: dict | None = None, box_classes: dict | None = None,
+                 box_finding: str | None = None) -> None:
         self.output_dir = Path(output_dir).expanduser().absolute()
         self.report, self.network, self.records, self.transform = report, network, list(records), transform
         self.layer, self.class_names, self.device, self.box_key = layer, list(class_names), device, box_key
         self.fractions, self.thresholds = tuple(float(f) for f in fractions), tuple(float(t) for t in thresholds)
         self.control_sigma, self.n_overlays, self.batch_size = float(control_sigma), int(n_overlays), int(batch_size)
-        self.reference, self.box_classes = reference, dict(box_classes or {})
+        self.reference, self.box_classes, self.box_finding = reference, dict(box_classes or {}), box_finding
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
@@ -92,7 +95,7 @@ class CamLocalization:
         rows = getattr(self.report, "all_rows", None) or self.report.rows
         thr = self._thresholds()
         cases, counts = L.localization_cases(rows, self.records, self.class_names, thr, self.box_key,
-                                             self.box_classes)
+                                             self.box_classes, self.box_finding)
         extra = self._predicted_extras(rows, cases, thr)
         everything = cases + extra
         draw = L.pick_overlays(cases, self.n_overlays)
@@ -163,6 +166,8 @@ class CamLocalization:
                 continue
             s = np.asarray(r["scores"], dtype=np.float64)
             k = int(np.argmax(s - np.asarray(thr)))
+            if self.box_finding is not None:  # one boxed class: only its predictions are worth a map
+                k = self.class_names.index(self.box_finding)
             if s[k] >= thr[k]:
                 out.append({"image": str(r["image"]), "patient": str(r.get("patient", "")),
                             "finding": self.class_names[k], "class_index": k, "probability": float(s[k]),

@@ -163,3 +163,43 @@ def best_threshold(y_true, y_prob, metric: str = "f1") -> float:
     cand, r = _sweep_arrays(y, p)
     score = r["f1"] if metric == "f1" else r["recall"] + r["specificity"] - 1.0
     return float(cand[int(np.argmax(score))])
+
+
+def operating_points(y_true, y_prob, threshold: float) -> dict:
+    """Sensitivity, specificity, precision, F1 and accuracy at ``threshold`` and at the Youden point.
+
+    The Youden point is the threshold maximizing sensitivity + specificity - 1 on *these* scores
+    (:func:`best_threshold`): in-sample for them, an upper bound of what a fixed threshold gives.
+
+    Args:
+        y_true: 0/1 labels.
+        y_prob: positive-class scores.
+        threshold: the decision threshold in use (e.g. chosen on the validation fold).
+
+    Returns:
+        ``{"threshold": point, "youden": point | None}``, each point ``{"threshold", "sensitivity",
+        "specificity", "precision", "f1", "accuracy", "youden_j"}``; ``youden`` is None when the
+        labels hold a single class.
+
+    Example:
+        >>> op = operating_points([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9], 0.5)
+        >>> op["threshold"]["sensitivity"], op["youden"]["threshold"], op["youden"]["youden_j"]
+        (0.5, 0.4, 0.5)
+    """
+    from medpipe.metrics.thresholds import rates_from_counts
+
+    y, p = _inputs(y_true, y_prob)
+
+    def point(t: float) -> dict:
+        pred = p >= t
+        r = rates_from_counts(int(np.sum(pred & (y == 1))), int(np.sum(pred & (y == 0))),
+                              int(np.sum(~pred & (y == 1))), int(np.sum(~pred & (y == 0))))
+        return {"threshold": float(t), "sensitivity": r["recall"], "specificity": r["specificity"],
+                "precision": r["precision"], "f1": r["f1"], "accuracy": r["accuracy"],
+                "youden_j": r["recall"] + r["specificity"] - 1.0}
+
+    try:
+        youden = point(best_threshold(y, p, "youden"))
+    except ValueError:
+        youden = None
+    return {"threshold": point(float(threshold)), "youden": youden}

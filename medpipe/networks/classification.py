@@ -29,7 +29,10 @@ CAM_LAYERS = {
     "densenet121": {"last": "features.denseblock4", "stride16": "features.denseblock3"},
     "efficientnet_b0": {"last": "features.8", "stride16": "features.5"},
     "xception": {"last": "act4", "stride16": "block11"},
+    "inception_v3": {"last": "Mixed_7c", "stride16": "Mixed_6e"},
 }
+#: smallest input side each network accepts (Inception-V3's stem and pooling need 75 px)
+MIN_INPUT = {"inception_v3": 75}
 #: name -> the stride-16 layer (what sich_cls's Grad-CAM reads)
 GRADCAM_LAYERS = {name: layers["stride16"] for name, layers in CAM_LAYERS.items()}
 CLASSIFIERS = tuple(CAM_LAYERS)
@@ -69,16 +72,19 @@ def _first_conv_to(model: nn.Module, attr_path: str, in_channels: int) -> None:
 
 
 def build_classifier(name: str = "resnet18", in_channels: int = 1, num_classes: int = 2,
-                     pretrained_path: str | None = None, dropout: float = 0.0) -> nn.Module:
+                     pretrained_path: str | None = None, dropout: float = 0.0,
+                     input_size: int | None = None) -> nn.Module:
     """Build a 2D classifier.
 
     Args:
         name: one of :data:`CLASSIFIERS` (``resnet18``, ``resnet34``, ``resnet50``, ``densenet121``,
-            ``efficientnet_b0``, ``xception``).
+            ``efficientnet_b0``, ``xception``, ``inception_v3``: torchvision's, without the auxiliary
+            head, input at least 75 px; 299 as published).
         in_channels: input channels (1 for CT slices and radiographs).
         num_classes: output logits.
         pretrained_path: optional local state_dict to start from (never downloaded).
         dropout: dropout before the last linear layer.
+        input_size: the side of the images it will see, checked against :data:`MIN_INPUT` (None: not checked).
 
     Returns:
         The network; forward gives logits ``(B, num_classes)``.
@@ -90,6 +96,11 @@ def build_classifier(name: str = "resnet18", in_channels: int = 1, num_classes: 
     """
     import torchvision
 
+    if input_size is not None and int(input_size) < MIN_INPUT.get(name, 0):
+        from medpipe.errors import UserError
+
+        raise UserError(f"--image_size {input_size}: {name} needs images of at least {MIN_INPUT[name]} px "
+                        f"(published at 299); use a larger --image_size or another --network_name.")
     if name in ("resnet18", "resnet34", "resnet50"):
         model = getattr(torchvision.models, name)(weights=None)
         _first_conv_to(model, "conv1", in_channels)
@@ -102,6 +113,13 @@ def build_classifier(name: str = "resnet18", in_channels: int = 1, num_classes: 
         model = torchvision.models.efficientnet_b0(weights=None)
         _first_conv_to(model, "features.0.0", in_channels)
         model.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(model.classifier[1].in_features, num_classes))
+    elif name == "inception_v3":
+        # no auxiliary classifier: one output tensor in training and evaluation alike (the bundles' losses,
+        # exports and Grad-CAM expect that); no ImageNet-style input transform (our normalization does it)
+        model = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True,
+                                                transform_input=False)
+        _first_conv_to(model, "Conv2d_1a_3x3.conv", in_channels)
+        model.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(model.fc.in_features, num_classes))
     elif name == "xception":
         import timm
 

@@ -4,17 +4,25 @@ import pytest
 import torch
 
 from medpipe.errors import UserError
-from medpipe.networks.classification import CAM_LAYERS, CLASSIFIERS, build_classifier, cam_layer, load_pretrained
+from medpipe.networks.classification import (
+    CAM_LAYERS, CLASSIFIERS, MIN_INPUT, build_classifier, cam_layer, load_pretrained)
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_every_classifier_builds_and_names_its_cam_layers(name):
     net = build_classifier(name, in_channels=1, num_classes=5).eval()
+    side = max(64, MIN_INPUT.get(name, 0))
     with torch.no_grad():
-        assert net(torch.zeros(2, 1, 64, 64)).shape == (2, 5)
+        assert net(torch.zeros(2, 1, side, side)).shape == (2, 5)
     modules = dict(net.named_modules())
     for which in ("last", "stride16"):
         assert CAM_LAYERS[name][which] in modules, (name, which)
+
+
+def test_too_small_input_is_refused_by_name():
+    with pytest.raises(UserError, match="--image_size 64: inception_v3 needs images of at least 75 px"):
+        build_classifier("inception_v3", input_size=64)
+    assert build_classifier("inception_v3", input_size=75) is not None
 
 
 def test_cam_layer_choice():
