@@ -33,6 +33,8 @@ class BundleSpec:
             ``{metric: (value, source)}``.
         min_image_size: the smallest ``image_size`` the network accepts.
         image_size_multiple: ``image_size`` must be a multiple of this.
+        external_references: published numbers of the same kind of model on an *external* test set
+            (another hospital), shown beside our external evaluation: ``{metric: (value, source)}``.
     """
 
     name: str
@@ -46,6 +48,7 @@ class BundleSpec:
     references: dict = field(default_factory=dict)
     min_image_size: int = 32
     image_size_multiple: int = 1
+    external_references: dict = field(default_factory=dict)
 
 
 _SEED = "seed project (full data, slice-level split that leaks patients)"
@@ -80,6 +83,12 @@ CLASS_REFERENCES = {
 WANG_IOBB_05 = {"source": "Wang et al. 2017 (ChestX-ray8), accuracy at T(IoBB) = 0.5; their model and split",
                 "accuracy_iobb_0.5": {"Atelectasis": 0.28, "Cardiomegaly": 0.88, "Nodule": 0.01}}
 
+#: the seed project of the pneumonia classifier: ResNet34 transfer learning, 80/20 split + 300 held out
+_PNEU_SEED = "seed project (ResNet34, RSNA; its own 80/20 split + 300 held-out images, not ours)"
+_XRV = "torchxrayvision DenseNet121 on RSNA (its own split)"
+#: the seed's numbers on an independent hospital's test set (the internal-vs-external drop users ask about)
+_PNEU_EXT = "seed project on an independent hospital's test set"
+
 BUNDLES: dict[str, BundleSpec] = {
     "sich_cls": BundleSpec(
         name="sich_cls", title="Slice classifier (sich_cls, ResNet)", engine="monai", task="classification",
@@ -113,6 +122,23 @@ BUNDLES: dict[str, BundleSpec] = {
         references={"auroc_mean": (0.841, CHEXNET),
                     **{f"auroc_per_class.{c}": (v, CHEXNET) for c, v in CHEXNET_AUROC.items()}},
         min_image_size=32),
+    "cxr_pneumonia": BundleSpec(
+        name="cxr_pneumonia", title="Pneumonia from chest X-ray (cxr_pneumonia, ResNet34)", engine="monai",
+        task="classification", dataset="rsna-pneumonia", label_key="label",
+        plots=("eval/training_curves.png", "eval/confusion_matrix.png", "eval/roc.png", "eval/cam/*.png"),
+        headline=("accuracy", "precision", "recall", "f1", "specificity", "auroc"),
+        references={"accuracy": (0.85, _PNEU_SEED), "precision": (0.93, _PNEU_SEED), "recall": (0.64, _PNEU_SEED),
+                    "f1": (0.76, _PNEU_SEED), "auroc": (0.86, _XRV)},
+        external_references={"auroc": (0.71, _PNEU_EXT), "accuracy": (0.72, _PNEU_EXT), "recall": (0.53, _PNEU_EXT),
+                             "specificity": (0.92, _PNEU_EXT)},
+        min_image_size=32),
+    # no published YOLOv8 numbers on our folds of RSNA: no references rather than a landmark from another protocol
+    "cxr_pneumonia_det": BundleSpec(
+        name="cxr_pneumonia_det", title="Lung-opacity detector on chest X-ray (cxr_pneumonia_det, YOLOv8)",
+        engine="ultralytics", task="detection", dataset="rsna-pneumonia", label_key="boxes",
+        plots=("eval/training_curves.png", "eval/confusion_matrix.png", "eval/conf_sweep.png", "eval/boxes/*.png"),
+        headline=("map50", "map50_95", "challenge_map", "precision", "recall"),
+        min_image_size=32, image_size_multiple=32),
 }
 
 

@@ -136,8 +136,8 @@ def load_split(dataset_dir, fold: int = 0, split: str = "train", task: str | Non
             ``trainval`` (all folds) or ``all`` (folds and test).
         task: legacy alias: ``segmentation`` = ``label_key="mask"``, ``classification`` = ``"label"``.
         limit: keep only the first N records (smoke tests).
-        scalars_only: drop list/dict values (boxes, source paths, spacing) so that batches collate
-            (the learned label is always kept).
+        scalars_only: drop list/dict/None values (boxes, source paths, spacing) and keys that not
+            every record has, so that batches collate (the learned label is always kept).
         label_key: the record key the bundle learns: ``label`` (int class), ``labels`` (multi-label
             0/1 list, given to the engine as a float32 vector under ``label``, the original list
             kept as ``labels``), ``mask`` (the mask path becomes ``label``; the slice's class goes
@@ -180,6 +180,9 @@ def load_split(dataset_dir, fold: int = 0, split: str = "train", task: str | Non
         out.append(keep)
     if not out:
         raise DataError(f"{dataset_dir}: split {split!r} of fold {fold} is empty.")
+    if scalars_only:  # a key some records lack (e.g. an age missing from one DICOM header) would not collate
+        common = set.intersection(*(set(r) for r in out))
+        out = [{k: v for k, v in r.items() if k in common} for r in out]
     return out
 
 

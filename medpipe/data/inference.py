@@ -1,4 +1,4 @@
-"""Inputs for inference: a folder of 2D slices (PNG/JPEG, format by content), one slice, or a NIfTI volume.
+"""Inputs for inference: a folder of 2D images (PNG/JPEG by content, or DICOM), one image, or a NIfTI volume.
 
 How inputs are turned into the model's inputs comes from the checkpoint (its ``input_spec``, which the
 training run copied from the prepared dataset's header): the HU window a volume is converted with,
@@ -15,6 +15,31 @@ from medpipe.errors import DataError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 NIFTI_EXTS = (".nii", ".nii.gz")
+#: DICOM identifiers an inference record carries (and predictions.csv writes) for a DICOM input
+DICOM_IDS = ("patient_id", "study_uid", "series_uid", "sop_uid", "view")
+
+
+def is_dicom(path: Path) -> bool:
+    """A DICOM file by its name (``.dcm``) or, for names without an extension, by the ``DICM`` magic at byte 128."""
+    if path.suffix.lower() == ".dcm":
+        return True
+    if path.suffix:
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _dicom_record(f: Path, index: int) -> dict:
+    """One inference record of a DICOM file: the 8-bit image (as ``medpipe prepare`` stores it) and its identifiers."""
+    from medpipe.io.dicom import read_dicom
+
+    img, head = read_dicom(f)
+    ids = {k: str(head.get(k) or "") for k in DICOM_IDS}
+    return {"image": img, "image_path": str(f), "patient": ids["patient_id"] or f.stem, "slice": index, **ids}
 
 
 def is_nifti(path: str | os.PathLike) -> bool:
@@ -80,11 +105,14 @@ def list_inputs(path: str | os.PathLike, input_spec: dict | None = None) -> list
     if p.is_file():
         files = [p]
     else:
-        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS and f.is_file()
+        files = sorted(f for f in p.rglob("*") if f.is_file() and (f.suffix.lower() in IMAGE_EXTS or is_dicom(f))
                        and not any(part.startswith(".") for part in f.relative_to(p).parts))
         if not files:
-            raise DataError(f"--input {p}: no PNG/JPG slices in this folder (searched its sub-folders too), "
-                            f"and it is not a .nii/.nii.gz volume.")
+            raise DataError(f"--input {p}: no PNG/JPG slices or DICOM files in this folder (searched its "
+                            f"sub-folders too), and it is not a .nii/.nii.gz volume.")
+    dicoms = [f for f in files if is_dicom(f)]
+    if dicoms:
+        return _dicom_records(p, files, dicoms)
     out = []
     for i, f in enumerate(files):
         with open(f, "rb") as fh:
@@ -95,3 +123,26 @@ def list_inputs(path: str | os.PathLike, input_spec: dict | None = None) -> list
         patient, sl = _name_slice(f.stem, i, spec)
         out.append({"image": str(f), "image_path": str(f), "patient": patient, "slice": sl})
     return out
+
+
+def _dicom_records(p: Path, files: list[Path], dicoms: list[Path]) -> list[dict]:
+    """Records of a folder of DICOMs (PNG/JPEG files beside them are refused: one kind per run)."""
+    import logging
+
+    from medpipe.io.dicom import DicomError
+
+    if len(dicoms) != len(files):
+        raise DataError(f"--input {p}: holds both DICOM files and PNG/JPG images; give a folder of one kind.")
+    out, bad = [], []
+    for i, f in enumerate(dicoms):
+        try:
+            out.append(_dicom_record(f, i))
+        except DicomError as e:
+            bad.append(f"{f}: {e}")
+    if bad:
+        logging.getLogger("medpipe").warning("%d of %d DICOM files skipped:\n  %s", len(bad), len(dicoms),
+                                             "\n  ".join(bad[:20]))
+    if not out:
+        raise DataError(f"--input {p}: none of its {len(dicoms)} DICOM files could be read ({bad[0]}).")
+    # collation needs the same keys with strings everywhere
+    return [{**r, "image_path": str(r["image_path"])} for r in out]

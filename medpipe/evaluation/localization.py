@@ -301,7 +301,7 @@ def pick_overlays(cases: Sequence[dict], n: int) -> list[int]:
 
 
 def write_overlay(path: Path, image: np.ndarray, heat: np.ndarray, case: dict, layer: str,
-                  fraction: float = MAP_FRACTIONS[0]) -> Path:
+                  fraction: float = MAP_FRACTIONS[0], box_name: str = "reference box") -> Path:
     """One ``eval/cam`` PNG: the stored image, the CAM over it, the CAM box (red) and the reference boxes (green)."""
     from medpipe.visualization.plots import overlay_heatmap
 
@@ -311,7 +311,7 @@ def write_overlay(path: Path, image: np.ndarray, heat: np.ndarray, case: dict, l
     scores = f", IoU {res['iou']:.2f}, IoBB {res['iobb']:.2f}" if case.get("true_boxes") else ""
     title = (f"{case['finding']}: p = {case['probability']:.2f}{' (predicted)' if case['predicted'] else ''}"
              f"{scores}\nGrad-CAM on {layer}; red: CAM box at {fraction:g} x max"
-             + ("; green: NIH box" if case.get("true_boxes") else ""))
+             + (f"; green: {box_name}" if case.get("true_boxes") else ""))
     top = float(np.max(heat)) if np.size(heat) else 0.0
     return overlay_heatmap(image, heat, path, title=title, value_range=(0.0, top if top > 0 else 1.0),
                            label="Grad-CAM (1 = this map's maximum)", boxes_true=case.get("true_boxes") or [],

@@ -26,6 +26,7 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.metrics import Metric
 
+from medpipe.data.inference import DICOM_IDS
 from medpipe.evaluation import predictions as P
 from medpipe.utils.fs import write_json
 
@@ -33,7 +34,7 @@ log = logging.getLogger("medpipe")
 
 #: metric names a bundle may select, per label kind -> the key of the metrics dict
 METRIC_KEYS = {
-    "binary": {},
+    "binary": {"auprc": "average_precision"},
     "multiclass": {},
     "multilabel": {"auroc": "auroc_mean", "f1": "f1_macro", "auprc": "auprc_mean", "accuracy": "subset_accuracy"},
 }
@@ -137,7 +138,7 @@ class _Collector:
 
     def _collect(self, engine: Engine) -> None:
         for it in _items(engine):
-            row = {k: _meta_str(it.get(k)) for k in ("patient", "slice") if k in it}
+            row = {k: _meta_str(it.get(k)) for k in ("patient", "slice", *DICOM_IDS) if k in it}
             src = it.get("image_path", it.get("source_image"))
             row["image"] = _meta_str(src) if src is not None else ""
             row["scores"] = _np(it["pred"]).tolist()
@@ -162,9 +163,12 @@ def write_predictions_csv(rows: list[dict], path: Path, kind: str, class_names, 
     from medpipe.utils.fs import write_csv_atomic
 
     with_labels = bool(rows) and all("label" in r for r in rows)
-    out = [P.to_row(kind, {k: r.get(k, "") for k in ("patient", "slice", "image")}, r["scores"], class_names,
+    ids = [k for k in DICOM_IDS if any(r.get(k) for r in rows)]  # DICOM inputs: their identifiers too
+    out = [P.to_row(kind, {k: r.get(k, "") for k in ("patient", "slice", "image", *ids)}, r["scores"], class_names,
                     threshold, r.get("label") if with_labels else None) for r in rows]
-    return write_csv_atomic(out, path, P.columns(kind, class_names, with_labels))
+    cols = P.columns(kind, class_names, with_labels)
+    at = cols.index("image") + 1 if "image" in cols else len(cols)
+    return write_csv_atomic(out, path, cols[:at] + ids + cols[at:])
 
 
 class PredictionWriter(_Collector):
@@ -450,3 +454,33 @@ class ClassificationReport(_Collector):
                                   f"(Grad-CAM for {cls}, {self.gradcam_layer})"
                                   + (f"\nflat map: no evidence for {cls} anywhere" if flat else ""))
         net.train(was_training)
+
+
+class CompareWithInternal:
+    """At the end of an evaluation on another set, write it beside the run's validation evaluation
+    (:func:`medpipe.evaluation.external.compare_with_internal`); nothing for the validation fold itself.
+
+    Args:
+        output_dir: this evaluation's output folder.
+        run_dir: the training run folder.
+        ckpt_path: the evaluated checkpoint.
+        dataset_dir: the evaluated prepared dataset.
+        records: the evaluated records.
+    """
+
+    def __init__(self, output_dir: str, run_dir: str, ckpt_path: str, dataset_dir: str, records: str = "val") -> None:
+        self.output_dir, self.run_dir, self.ckpt_path = output_dir, run_dir, ckpt_path
+        self.dataset_dir, self.records = dataset_dir, records
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, engine: Engine | None = None) -> None:
+        from medpipe.engines.distributed import is_main_rank
+        from medpipe.evaluation.external import compare_with_internal, to_markdown
+
+        if not is_main_rank():
+            return
+        c = compare_with_internal(self.output_dir, self.run_dir, self.ckpt_path, self.dataset_dir, self.records)
+        if c is not None:
+            log.info("internal vs %s:\n%s", "held-out" if c["same_dataset"] else "external", to_markdown(c))

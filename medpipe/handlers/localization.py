@@ -54,6 +54,7 @@ class CamLocalization:
             :func:`medpipe.evaluation.localization.finding_classes`).
         box_finding: the class of plain ``[xmin, ymin, xmax, ymax]`` boxes (a binary model's positive
             class); overlays of images without boxes then show only that class.
+        box_name: what the reference boxes are called in the overlays' titles (e.g. ``NIH box``).
     """
 
     def __init__(self, output_dir: str, report, network, records: Sequence[dict], transform, layer: str,
@@ -61,13 +62,14 @@ class CamLocalization:
                  fractions: Sequence[float] = MAP_FRACTIONS, thresholds: Sequence[float] = LOCALIZATION_THRESHOLDS,
                  control_sigma: float = 0.25, n_overlays: int = 8, batch_size: int = 8,
                  reference: dict | None = None, box_classes: dict | None = None,
-                 box_finding: str | None = None) -> None:
+                 box_finding: str | None = None, box_name: str = "reference box") -> None:
         self.output_dir = Path(output_dir).expanduser().absolute()
         self.report, self.network, self.records, self.transform = report, network, list(records), transform
         self.layer, self.class_names, self.device, self.box_key = layer, list(class_names), device, box_key
         self.fractions, self.thresholds = tuple(float(f) for f in fractions), tuple(float(t) for t in thresholds)
         self.control_sigma, self.n_overlays, self.batch_size = float(control_sigma), int(n_overlays), int(batch_size)
         self.reference, self.box_classes, self.box_finding = reference, dict(box_classes or {}), box_finding
+        self.box_name = box_name
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
@@ -193,4 +195,4 @@ class CamLocalization:
             c = cases[i]
             stem = Path(c["image"]).stem
             write_overlay(out / f"{c['finding']}_{stem}.png", load_gray(c["image"])[0], maps[i], c, self.layer,
-                          self.fractions[0])
+                          self.fractions[0], self.box_name)

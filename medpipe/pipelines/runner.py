@@ -25,7 +25,7 @@ from pathlib import Path
 from medpipe.errors import UserError
 from medpipe.utils.fs import write_json
 
-ACTIONS = ("synth", "prepare", "bundle", "report")
+ACTIONS = ("synth", "prepare", "bundle", "evaluate", "report")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -155,7 +155,9 @@ def params_help(path: str | os.PathLike) -> str:
 
 #: arguments each non-bundle action takes
 ACTION_ARGS = {"synth": {"dataset", "out", "patients", "size", "seed"},
-               "prepare": {"dataset", "src", "src_if_null", "out", "folds", "seed", "val_fold", "workers", "test_fraction"},
+               "prepare": {"dataset", "src", "src_if_null", "out", "folds", "seed", "val_fold", "workers", "test_fraction",
+                           "options"},
+               "evaluate": {"bundle", "ckpt_path", "dataset_dir", "records", "output_dir", "num_workers", "device"},
                "report": {"work_dir", "data_dir", "out"}}
 
 
@@ -293,6 +295,9 @@ class PipelineRunner:
         if step.action == "prepare":
             dl = Path(a["out"]) / "datalist.json"
             return [dl], _file_sha(dl) or ""
+        if step.action == "evaluate":
+            m = Path(a["output_dir"]) / "eval" / "metrics.json"
+            return [m], _file_sha(m) or ""
         if step.action == "bundle":
             out = Path(a["output_dir"])
             folds = self._folds(step, a)
@@ -322,6 +327,15 @@ class PipelineRunner:
             for k in ("folds", "seed", "val_fold", "workers", "test_fraction"):
                 if a.get(k) is not None:
                     cmd += [f"--{k.replace('_', '-')}", a[k]]
+            for k, v in (a.get("options") or {}).items():  # the dataset's own options (medpipe prepare DATASET --help)
+                if v is not None and v is not False:
+                    cmd += [f"--{str(k).replace('_', '-')}"] + ([] if v is True else [v])
+            self._run(cmd)
+        elif step.action == "evaluate":  # a trained model on another set (held-out patients, an external site)
+            cmd = self._cmd("evaluate", a["bundle"], "--ckpt_path", a["ckpt_path"])
+            for k in ("dataset_dir", "records", "output_dir", "num_workers", "device"):
+                if a.get(k) is not None:
+                    cmd += [f"--{k}", a[k]]
             self._run(cmd)
         elif step.action == "bundle":
             folds = self._folds(step, a)

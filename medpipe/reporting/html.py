@@ -767,6 +767,70 @@ def _localization_section(doc: _Doc, run: Path, synthetic: bool | None) -> None:
              f"too: eval/localization.csv. {ref.get('source', '')}.", cls="note")
 
 
+
+def _view_label_section(doc: _Doc, rep: dict) -> None:
+    """The acquisition view against the label (AP films are more often positive: a shortcut a model can learn)."""
+    vl = rep.get("view_vs_label") or {}
+    table, names = vl.get("table") or {}, vl.get("label_names") or []
+    if not table or not names:
+        return
+    doc.heading(3, "View against label")
+    rate = vl.get("opacity_rate") or {}
+    rows = [[v] + [str(c.get(n, 0)) for n in names] + [f"{100 * rate[v]:.0f} %" if v in rate else DASH]
+            for v, c in table.items()]
+    doc.table(rows, ["view"] + names + [f"{names[-1]} rate"])
+    doc.para("When one view is much more often positive, a classifier can score by recognising the view rather than "
+             "the finding; the external evaluation below is where such a shortcut shows.", cls="note")
+
+
+def _external_section(doc: _Doc, spec, run: Path, synthetic: bool | None) -> None:
+    """The model on its validation fold beside every other set it was evaluated on (``eval-*/``)."""
+    comps = []
+    for f in sorted(run.glob("eval-*/eval/internal_vs_external.json")):
+        c = _read_json(f)
+        if c and c.get("rows"):
+            comps.append((f.parent.parent.name, c))
+    if not comps:
+        return
+    doc.heading(3, "Internal vs held-out and external")
+    first = comps[0][1]
+    metrics = [r["metric"] for r in first["rows"]]
+    head = [f"internal: {first['internal']['dataset']}, {first['internal']['records']} (n={first['internal']['n']})"]
+    cols = []
+    for name, c in comps:
+        e = c["external"]
+        kind = "held-out" if c["same_dataset"] else "external"
+        head.append(f"{kind}: {e['dataset']}, {e['records']} (n={e['n']})")
+        cols.append({r["metric"]: r for r in c["rows"]})
+    ext_refs = getattr(spec, "external_references", {}) or {}
+    rows = []
+    for k in metrics:
+        internal = next((cl[k]["internal"] for cl in cols if k in cl), None)
+        row = [_LABELS.get(k, {"recall": "sensitivity (recall)"}.get(k, k)), _value(internal)]
+        for cl in cols:
+            r = cl.get(k)
+            v = _value(r["external"]) if r else DASH
+            if r and r.get("difference") is not None:
+                v += f" ({r['difference']:+.3f})"
+            row.append(v)
+        if ext_refs:
+            row.append(_text(ext_refs[k][0]) if k in ext_refs else DASH)
+        rows.append(row)
+    thr = ["decision threshold", _text(first["internal"].get("threshold"))] + \
+          [_text(c["external"].get("threshold")) for _, c in comps] + ([""] if ext_refs else [])
+    rows.append(thr)
+    ref_head = []
+    if ext_refs:
+        src = "; ".join(sorted({v[1] for v in ext_refs.values()}))
+        ref_head = [f"{src}" + (" (REAL data: not comparable)" if synthetic else "")]
+    doc.table(rows, ["metric"] + head + ref_head, ref_cols=(len(head) + 1,))
+    notes = ["In brackets: the difference from the internal column. Every set is scored with the decision threshold "
+             "chosen on the validation fold (never re-tuned on the set itself)."]
+    for _, c in comps:
+        notes += c.get("notes") or []
+    doc.para(" ".join(notes), cls="note")
+
+
 # ---------------------------------------------------------------- the report
 def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | None = None,
                  data_dir=None, bundles: list[str] | None = None) -> dict:
@@ -841,6 +905,7 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
                  f"{a.get('files_skipped')} not used{f' ({why})' if why else ''}. Anomalies (kept, reported in "
                  f"prepare_report.md): {', '.join(f'{k} x{v}' for k, v in kinds.items()) or 'none'}.", cls="note")
         _prevalence_section(doc, rep)
+        _view_label_section(doc, rep)
     else:
         doc.para("No prepare_report.json found.")
     if params:
@@ -875,6 +940,7 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
         doc.para(" ".join(n for n in notes if n), cls="note")
         if kf:
             _kfold_section(doc, kf)
+        _external_section(doc, spec, run, synthetic)
         doc.heading(3, "Training settings")
         doc.kv(_bundle_settings(cfg, runs[spec.name], epochs))
         curves, large, plots, examples = _images(run, spec.plots)

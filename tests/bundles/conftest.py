@@ -35,12 +35,18 @@ BUNDLE_ROWS = {
     # DenseNet121 as by default, on 64-px crops of 72-px images (Grad-CAM of the last block is then 2x2)
     "cxr14_cls": {"train": ["--image_size", "64", "--resize_size", "72", "--batch_size", "8"],
                   "runtime": [], "ddp": True},
+    "cxr_pneumonia": {"train": ["--image_size", "56", "--resize_size", "64", "--batch_size", "8"],
+                      "runtime": [], "ddp": True},
+    # the YOLO engine of sich_det on the RSNA opacity boxes; one torch thread as for sich_det
+    "cxr_pneumonia_det": {"train": ["--image_size", "64", "--batch_size", "4"], "runtime": ["--threads", "1"],
+                          "ddp": False},
 }
 #: how each registered dataset is made tiny: its synthesizer's options, then prepare's
 TINY_DATASETS = {
     "phe-sich": {"synth": {"patients": 6, "size": 64, "seed": 1, "slices": (8, 10), "subsets": ("png", "nifti")},
                  "prepare": {"folds": 3}},
     "cxr14": {"synth": {"patients": 15, "size": 64, "seed": 1}, "prepare": {"folds": 3}},
+    "rsna-pneumonia": {"synth": {"patients": 15, "size": 64, "seed": 1}, "prepare": {"folds": 3, "test_size": 3}},
 }
 
 GUARD = '''

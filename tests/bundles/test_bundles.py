@@ -364,6 +364,11 @@ def test_export_and_the_readme_lines_that_use_it(trained_bundle, tiny_dataset, t
         np.testing.assert_allclose(env["prob"][0], [float(row[f"p_{c}"]) for c in names], atol=1e-4)
         assert [int(v) for v in env["positive"]] == [int(row[f"pred_{c}"]) for c in names]
         assert np.abs(env["logits_ts"] - env["logits"]).max() <= 1e-4
+    elif name == "cxr_pneumonia":
+        row = next(csv.DictReader(open(out / "predictions.csv")))
+        assert env["prob"][0, -1] == pytest.approx(float(row["probability"]), abs=1e-4)
+        assert int(env["positive"]) == int(row["prediction"])
+        assert np.abs(env["logits_ts"] - env["logits"]).max() <= 1e-4
     elif name == "sich_seg":
         from PIL import Image
 
