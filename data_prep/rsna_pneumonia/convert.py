@@ -413,7 +413,8 @@ class RsnaPneumoniaConverter(Converter):
                 "intensity": o["intensity"], "test_size": o["test_size"] or None,
                 "boxes_note": "boxes: lung opacity, [xmin, ymin, xmax, ymax] in pixels of the stored PNG (scaled from "
                               "the DICOM); target: Target of the label file in both label sets",
-                "inference_note": f"inference: the unlabelled {L.TEST_DIR} (challenge test set), never in training or test"}
+                "inference_note": f"inference: the unlabelled {L.TEST_DIR} (challenge test set), never in training or test",
+                "overlaps_with": dict(L.OVERLAPS_WITH)}
 
     def patient_meta(self, records) -> dict:
         r = records[0]

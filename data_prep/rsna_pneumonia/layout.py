@@ -47,6 +47,10 @@ BINARY_NAMES = ("no_opacity", "lung_opacity")
 THREE_CLASS_NAMES = (NORMAL, NOT_NORMAL, LUNG_OPACITY)
 #: the one detection class (``boxes``)
 BOX_CLASS = "lung_opacity"
+#: datasets whose images this one shares (written to the datalist as ``overlaps_with``: an evaluation of
+#: a model trained here on one of them warns that it may not be external)
+OVERLAPS_WITH = {"cxr14": "RSNA Pneumonia's images are a subset of NIH ChestX-ray14 (same patients, re-read): "
+                          "a ChestX-ray14 test set may contain the training images themselves"}
 
 #: modalities accepted as chest radiographs (the challenge's files are all CR)
 MODALITIES = ("CR", "DX")

@@ -103,6 +103,10 @@ def _f(v) -> str:
         (f"{v:.3f}" if isinstance(v, (int, float)) else str(v))
 
 
+def _t(v) -> str:
+    return "—" if v is None else f"{v:.4g}"
+
+
 def to_markdown(c: dict) -> str:
     """The comparison as a Markdown table with its notes."""
     i, e = c["internal"], c["external"]
@@ -114,7 +118,7 @@ def to_markdown(c: dict) -> str:
         lines.append(f"| {NAMES.get(r['metric'], r['metric'])} | {_f(r['internal'])} | {_f(r['external'])} | "
                      f"{'—' if d is None else f'{d:+.3f}'} |")
     if e.get("threshold") is not None:
-        lines.append(f"| decision threshold | {_f(i.get('threshold'))} | {_f(e['threshold'])} | |")
+        lines.append(f"| decision threshold | {_t(i.get('threshold'))} | {_t(e['threshold'])} | |")
     lines.append("")
     if e.get("threshold_source"):
         lines.append(f"Threshold of the evaluated set: {e['threshold_source']}.")
