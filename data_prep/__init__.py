@@ -20,6 +20,7 @@ DATASETS = {
     "phe-sich": "data_prep.phe_sich:DATASET",
     "cxr14": "data_prep.cxr14:DATASET",
     "rsna-pneumonia": "data_prep.rsna_pneumonia:DATASET",
+    "dicom-folder": "data_prep.dicom_folder:DATASET",
 }
 
 

@@ -15,7 +15,8 @@ message names the file and says what to do). What it does, in order:
 
 The header facts (:func:`header_facts`) include ``view`` (``ViewPosition``), ``age`` in years
 (``PatientAge``, :func:`parse_age`), ``sex`` and ``pixel_spacing`` (``PixelSpacing``, else
-``ImagerPixelSpacing``, in mm as ``[row, column]``).
+``ImagerPixelSpacing``, in mm as ``[row, column]``) and the identifiers that key an export's
+label table (``study_uid``, ``series_uid``, ``sop_uid``, ``accession``, ``study_date``).
 
 pydicom is imported on first use, so importing this module is cheap.
 
@@ -158,7 +159,10 @@ def header_facts(ds) -> dict:
         ``rescale`` (``[slope, intercept]`` or None), ``window`` (``[center, width]`` or None),
         ``transfer_syntax`` (UID) and ``transfer_syntax_name``, ``compressed``, ``patient_id``,
         ``view``, ``age``, ``age_text``, ``age_how``, ``sex``, ``pixel_spacing`` (``[row, col]`` mm
-        or None), ``pixel_spacing_tag``, ``body_part``, ``sop_class``.
+        or None), ``pixel_spacing_tag``, ``body_part``, ``sop_class``; the identifiers ``study_uid``
+        (``StudyInstanceUID``), ``series_uid`` (``SeriesInstanceUID``), ``sop_uid``
+        (``SOPInstanceUID``), ``accession`` (``AccessionNumber``) and ``study_date`` (``StudyDate``,
+        as written, ``YYYYMMDD``), each None when absent or empty.
     """
     meta = getattr(ds, "file_meta", None)
     ts = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
@@ -204,6 +208,9 @@ def header_facts(ds) -> dict:
         "sex": sex, "pixel_spacing": spacing, "pixel_spacing_tag": tag,
         "body_part": _text(ds.get("BodyPartExamined")),
         "sop_class": str(ds.get("SOPClassUID")) if ds.get("SOPClassUID") else None,
+        "study_uid": _text(ds.get("StudyInstanceUID")), "series_uid": _text(ds.get("SeriesInstanceUID")),
+        "sop_uid": _text(ds.get("SOPInstanceUID")), "accession": _text(ds.get("AccessionNumber")),
+        "study_date": _text(ds.get("StudyDate")),
     }
 
 

@@ -81,6 +81,10 @@ class Converter:
     folders: tuple[str, ...] = ()
     #: skipped-entry kind -> plain words for the summary (e.g. ``{"no_image": "annotation without an image"}``)
     skip_words: dict[str, str] = {}
+    #: True for a dataset that is only ever a test set (an external site's export, to evaluate a model
+    #: trained elsewhere): every record goes to the datalist's ``test``, ``training`` is empty,
+    #: ``num_folds`` is 0 and ``--folds``/``--test-fraction`` are refused (no split is made)
+    test_only: bool = False
 
     def __init__(self, spec, options: dict):
         self.spec = spec

@@ -15,7 +15,9 @@ does the rest. In order:
 5. every record is validated against the declared tasks; patients are split into folds
    (stratified; multi-label datasets by iterative stratification), or the converter assigns the
    parts itself (:meth:`~medpipe.prepare.converter.Converter.assign_parts`, for datasets that ship
-   their own split), and the split is audited;
+   their own split), or -- for a converter that declares
+   :attr:`~medpipe.prepare.converter.Converter.test_only` -- every record goes to ``test``
+   (``training`` empty, ``num_folds`` 0); the split is audited;
 6. ``--strict`` turns any anomaly or skipped file into an error; then the dataset's exports,
    ``datalist.json`` (with the ``dataset``/``tasks``/``input`` header and ``synthetic``: whether
    ``--src`` is ``medpipe synth`` output, see :func:`synthetic_marker`), ``prepare_report.{json,md}``
@@ -91,6 +93,8 @@ def prepare(spec, src, out, options=None, workers: int | None = None, progress=p
     say = progress or (lambda s: None)
     opts = spec.resolve_options(options)
     conv = spec.load_converter()(spec, opts)
+    if conv.test_only:
+        check_test_only(spec, opts)
     conv.check_options()
     src, out = check_paths(src, out)
     check_out(out, spec.name)
@@ -146,6 +150,18 @@ def summary_lines(spec, report: dict) -> list[str]:
     """The terminal summary of a run's report (generic lines plus the dataset's own)."""
     conv = spec.load_converter()(spec, report["options"])
     return R.summary_lines(report, conv)
+
+
+def check_test_only(spec, opts: dict) -> None:
+    """A test-only dataset makes no split: refuse a ``--folds`` or ``--test-fraction`` that would ask for one."""
+    from medpipe.prepare.spec import COMMON_OPTIONS, OptionError
+
+    default = {o.name: o.default for o in COMMON_OPTIONS}
+    for name in ("folds", "test_fraction"):
+        if opts[name] != default[name]:
+            raise OptionError(f"--{name.replace('_', '-')} {opts[name]:g}: {spec.name} is a test-only dataset (every "
+                              f"record goes to the datalist's test set, with no training folds); leave the option "
+                              f"out.")
 
 
 def check_paths(src, out) -> tuple[Path, Path]:
@@ -404,9 +420,11 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
         per_patient = defaultdict(list)
         for r in records:
             per_patient[r["patient"]].append(r)
-        parts = conv.assign_parts(records, opts["folds"], opts["seed"], opts["test_fraction"])
+        n_folds = 0 if conv.test_only else opts["folds"]
+        parts = [TEST] * len(records) if conv.test_only else \
+            conv.assign_parts(records, opts["folds"], opts["seed"], opts["test_fraction"])
         if parts is not None:
-            fold_of, test_patients, part_of = _own_parts(records, parts, opts["folds"], spec.name)
+            fold_of, test_patients, part_of = _own_parts(records, parts, n_folds, spec.name)
         else:
             fold_of, test_patients = _split_or_explain(spec, conv, per_patient, opts, src)
             part_of = [fold_of.get(r["patient"], TEST) for r in records]
@@ -441,7 +459,7 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
             patients_meta[p] = {"fold": fold_of.get(p, "test"), **conv.patient_meta(per_patient[p]),
                                 **fin.patients.get(p, {})}
         datalist = _datalist(spec, conv, tasks, opts, train, test, patients_meta, synthetic=synth_marker is not None,
-                             inference=inference)
+                             inference=inference, num_folds=n_folds)
         write_json(tmp / DATALIST, datalist)
 
         def fold_stats(rs):
@@ -462,7 +480,8 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
             "positive_patients": sum(any(conv.positive(r, tasks) for r in rs) for rs in per_patient.values()),
             "positives": sum(conv.positive(r, tasks) for r in records),
             **R.per_class(records, tasks),
-            "folds": [{"fold": f, **fold_stats([r for r in train if r["fold"] == f])} for f in range(opts["folds"])],
+            "folds": [{"fold": f, **fold_stats([r for r in train if r["fold"] == f])} for f in range(n_folds)],
+            **({"test_only": True} if conv.test_only else {}),
             "test": fold_stats(test) if test else None, "test_patients": test_patients,
             **({"inference_records": len(inference)} if inference else {}),
             **conv.report(records), **fin.report, **exports,
@@ -491,7 +510,8 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
     return report
 
 
-def _datalist(spec, conv, tasks, opts, train, test, patients_meta, synthetic: bool = False, inference=()) -> dict:
+def _datalist(spec, conv, tasks, opts, train, test, patients_meta, synthetic: bool = False, inference=(),
+              num_folds: int | None = None) -> dict:
     head = spec.header(tasks)
     cls = tasks.get("label") or tasks.get("labels")
     det = tasks.get("boxes")
@@ -503,7 +523,7 @@ def _datalist(spec, conv, tasks, opts, train, test, patients_meta, synthetic: bo
         "modality": {"0": spec.input.modality},
         "labels": {str(i): n for i, n in enumerate(cls.class_names)} if cls else {},
         "class_names": list(main.class_names) if main else [],
-        "num_folds": opts["folds"], "seed": opts["seed"],
+        "num_folds": opts["folds"] if num_folds is None else num_folds, "seed": opts["seed"],
         **conv.datalist_extra(),
         "numTraining": len(train), "numTest": len(test),
         "training": train,

@@ -84,8 +84,10 @@ def summary_lines(rep: dict, conv=None) -> list[str]:
     if rep.get("positives") is not None and rep["tasks"]:
         head += f"; positives {rep['positives']} ({rep['positive_patients']} patients with one)"
     lines = [head, *accounting_lines(rep, getattr(conv, "skip_words", None)),
-             "folds: " + ", ".join(f"{f['fold']}: {f['patients']}p/{f['records']}r/{f['positives']}+" for f in rep["folds"])
-             + (f"; test: {rep['test']['patients']}p/{rep['test']['records']}r" if rep.get("test") else ""),
+             (f"test only (no training folds): {rep['test']['patients']}p/{rep['test']['records']}r/"
+              f"{rep['test']['positives']}+" if rep.get("test_only") else
+              "folds: " + ", ".join(f"{f['fold']}: {f['patients']}p/{f['records']}r/{f['positives']}+" for f in rep["folds"])
+              + (f"; test: {rep['test']['patients']}p/{rep['test']['records']}r" if rep.get("test") else "")),
              f"anomalies: {len(rep['anomalies'])}"
              + (f" ({', '.join(f'{k} x{v}' for k, v in rep['anomaly_counts'].items())})" if rep["anomalies"] else "")]
     if conv is not None:
@@ -117,7 +119,11 @@ def render_md(rep: dict, spec, conv) -> str:
     p(f"- input: {inp['modality']}, {inp['channels']} channel(s)"
       + (f", HU window level/width {inp['window'][0]:g}/{inp['window'][1]:g}" if inp.get("window") else "")
       + (f", {inp['orientation']} orientation" if inp.get("orientation") else ""))
-    p(f"- split: {opts['folds']} patient-level folds, seed {opts['seed']}, test patients: {len(rep['test_patients'])}")
+    if rep.get("test_only"):
+        p(f"- split: none: a test-only dataset, every record is in the datalist's `test` "
+          f"({len(rep['test_patients'])} patients); `training` is empty")
+    else:
+        p(f"- split: {opts['folds']} patient-level folds, seed {opts['seed']}, test patients: {len(rep['test_patients'])}")
     p(f"- records with a positive label: {rep['positives']} ({rep['positive_patients']} patients with one)")
     p(f"- images entered the output by: {', '.join(f'{k} {v}' for k, v in rep['link_methods'].items()) or 'n/a'}"
       f" (--link {opts['link']})")
@@ -135,10 +141,11 @@ def render_md(rep: dict, spec, conv) -> str:
     for line in accounting_lines(rep, conv.skip_words):
         p(line if line.startswith("  - ") else line[:1].upper() + line[1:])
     p()
-    p("## Folds")
+    p("## Test set" if rep.get("test_only") else "## Folds")
     p()
-    extra = [k for k in (rep["folds"][0] if rep["folds"] else {}) if k not in ("fold", "patients", "records", "positives")]
-    p("| fold | patients | records | positives |" + "".join(f" {k} |" for k in extra))
+    first = rep["folds"][0] if rep["folds"] else (rep.get("test") or {})
+    extra = [k for k in first if k not in ("fold", "patients", "records", "positives")]
+    p(f"| {'set' if rep.get('test_only') else 'fold'} | patients | records | positives |" + "".join(f" {k} |" for k in extra))
     p("|---|---:|---:|---:|" + "---:|" * len(extra))
     rows = [(f["fold"], f) for f in rep["folds"]] + ([("test", rep["test"])] if rep.get("test") else [])
     for name, f in rows:

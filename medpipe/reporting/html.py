@@ -775,7 +775,7 @@ def _view_label_section(doc: _Doc, rep: dict) -> None:
     if not table or not names:
         return
     doc.heading(3, "View against label")
-    rate = vl.get("opacity_rate") or {}
+    rate = vl.get("positive_rate") or vl.get("opacity_rate") or {}
     rows = [[v] + [str(c.get(n, 0)) for n in names] + [f"{100 * rate[v]:.0f} %" if v in rate else DASH]
             for v, c in table.items()]
     doc.table(rows, ["view"] + names + [f"{names[-1]} rate"])

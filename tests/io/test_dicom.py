@@ -175,6 +175,23 @@ def test_header_facts(tmp_path):
     assert head["pixel_spacing"] == [0.2, 0.2] and head["pixel_spacing_tag"] == "ImagerPixelSpacing"
 
 
+def test_header_facts_identifiers():
+    """The UIDs, accession number and study date that key an export's label table; None when absent or empty."""
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(make_dicom(None, RAMP)))
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.4", "1.2.3.4.5"
+    ds.AccessionNumber, ds.StudyDate = "ACC 0042 ", "20240131"
+    head = D.header_facts(ds)
+    assert (head["study_uid"], head["series_uid"], head["accession"], head["study_date"]) == \
+        ("1.2.3.4", "1.2.3.4.5", "ACC 0042", "20240131")
+    assert head["sop_uid"] == str(ds.SOPInstanceUID) and len(head["sop_uid"]) > 10
+    ds.AccessionNumber = ""
+    del ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.StudyDate
+    head = D.header_facts(ds)
+    assert [head[k] for k in ("study_uid", "series_uid", "sop_uid", "accession", "study_date")] == [None] * 5
+
+
 @pytest.mark.parametrize("text, expected", [
     ("058Y", (58, "suffixed")), ("58", (58, "years")), ("018M", (1, "suffixed")), ("003W", (0, "suffixed")),
     ("148", (None, "implausible")), ("", (None, "missing")), (None, (None, "missing")), ("abc", (None, "invalid")),
