@@ -452,7 +452,8 @@ _LABELS = {"map50": "box mAP@0.5", "map50_95": "box mAP@0.5:0.95",
            "dice": "Dice (global)", "iou": "IoU (global)", "sensitivity": "sensitivity (pixels)",
            "specificity": "specificity", "auroc": "AUROC", "auroc_mean": "AUROC, mean over classes",
            "auprc_mean": "AUPRC, mean over classes", "f1_macro": "F1, macro average", "f1_micro": "F1, micro average",
-           "subset_accuracy": "subset accuracy (all labels right)", "hamming_loss": "Hamming loss"}
+           "subset_accuracy": "subset accuracy (all labels right)", "hamming_loss": "Hamming loss",
+           "challenge_map": "RSNA challenge score (mean AP at IoU 0.40-0.75)"}
 
 
 def _cls_section(spec, run: Path, m: dict) -> dict:
@@ -757,14 +758,18 @@ def _localization_section(doc: _Doc, run: Path, synthetic: bool | None) -> None:
         cells = [_value((acc[m].get(c) or {}).get(_LOC_T)) for m in methods]
         rv = ref_vals.get(c)
         rows.append([c if c != "all" else "all boxed findings", str(n)] + cells + [DASH if rv is None else f"{rv:.2f}"])
-    doc.table(rows, ["finding", "cases"] + [label(m) for m in methods] + [ref_head], ref_cols=(len(methods) + 2,))
+    if not ref_vals:  # nothing published to compare with: no empty column
+        rows = [r[:-1] for r in rows]
+    doc.table(rows, ["finding", "cases"] + [label(m) for m in methods] + ([ref_head] if ref_vals else []),
+              ref_cols=(len(methods) + 2,))
     ts = loc.get("thresholds") or []
     rows = [[label(m)] + [_value((acc[m].get("all") or {}).get(str(t))) for t in ts] for m in methods]
     doc.table(rows, ["all boxed findings: accuracy at IoBB > T"] + [f"T = {t}" for t in ts])
     doc.para(f"Accuracy at T = {_LOC_T}: the fraction of boxed findings whose heat-map box (largest connected region "
              f"above the fraction of the map's maximum) has IoBB > {_LOC_T} with a reference box of that finding "
              f"(Wang et al.'s criterion; IoBB = intersection / area of the heat-map box). Per class and per T, with IoU "
-             f"too: eval/localization.csv. {ref.get('source', '')}.", cls="note")
+             f"too: eval/localization.csv." + (f" Reference: {ref['source']}." if ref.get("source") else ""),
+             cls="note")
 
 
 
@@ -790,6 +795,7 @@ def _external_section(doc: _Doc, spec, run: Path, synthetic: bool | None) -> Non
         c = _read_json(f)
         if c and c.get("rows"):
             comps.append((f.parent.parent.name, c))
+    comps.sort(key=lambda nc: not nc[1].get("same_dataset"))  # held-out patients first, then external sets
     if not comps:
         return
     doc.heading(3, "Internal vs held-out and external")
@@ -928,7 +934,7 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
         doc.para(_set_sentence(ev, rep, epochs))
         ref = bool(spec.references)
         header = ["metric", "medpipe (95 % CI)"] + ([_ref_header(spec, synthetic)] if ref else [])
-        doc.table([r if ref else r[:2] for r in sec["table"]], header, ref_cols=(2,))
+        doc.table([r if ref or isinstance(r, str) else r[:2] for r in sec["table"]], header, ref_cols=(2,))
         notes = [_ci_note(len(ev["patients"])) if sec["cis"] else "", sec["note"]]
         if any(f"({UNDEFINED})" in str(c) for r in sec["table"] if not isinstance(r, str) for c in r):
             notes.append(f"{UNDEFINED}: {_UNDEFINED_TEXT}")
