@@ -175,3 +175,27 @@ def test_help_lists_every_parameter_with_its_default_and_comment(capsys):
     assert "one model per fold: {kfold}" in out
     line = next(ln for ln in out.splitlines() if ln.startswith("  --kfold "))
     assert "null" in line and "one model per validation fold" in line
+
+
+def test_pneumonia_pipeline_dry_run_passes_dataset_options_and_evaluates_elsewhere(tmp_path, capfd):
+    """The prepare step's dataset options become that dataset's flags; the held-out and external evaluations
+    write beside the run (eval-test, eval-external) with the run's checkpoint; an external source skips synth."""
+    from data_prep import DATASETS
+    from medpipe.bundle.registry import BUNDLES
+
+    ov = {"work_dir": str(tmp_path / "w"), "external_src": str(tmp_path / "hospital")}
+    p = load_pipeline(REPO / "pipelines/pneumonia.yaml", ov)
+    for s in p.steps:
+        if s.action in ("synth", "prepare"):
+            assert s.args["dataset"] in DATASETS
+        if s.action in ("bundle", "evaluate"):
+            assert s.args["bundle"] in BUNDLES
+    assert PipelineRunner(p, dry_run=True).run() == 0
+    out = capfd.readouterr().out
+    assert "--test-size 40 --cache-size 128" in out
+    assert f"medpipe prepare dicom-folder --src {tmp_path / 'hospital'}" in out and "--key PatientID" in out
+    assert "--label-column pneumonia" in out and "synth_external: skipped" in out
+    ckpt = tmp_path / "w/cxr_pneumonia/models/model.pt"
+    assert f"medpipe evaluate cxr_pneumonia --ckpt_path {ckpt} --dataset_dir data/rsna-pneumonia --records test " \
+           f"--output_dir {tmp_path / 'w/cxr_pneumonia/eval-test'}" in out
+    assert f"--dataset_dir data/hospital --records test --output_dir {tmp_path / 'w/cxr_pneumonia/eval-external'}" in out
