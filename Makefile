@@ -32,6 +32,7 @@ demo: install
 	$(VENV)/bin/medpipe run pipelines/phe_sich.yaml --work_dir runs/demo
 	@$(PY) -m medpipe.reporting.summary data/phe-sich runs/demo/sich_cls runs/demo/sich_det runs/demo/sich_seg
 	$(VENV)/bin/medpipe run pipelines/chest_xray.yaml --work_dir runs/demo/chest_xray
+	$(VENV)/bin/medpipe run pipelines/pneumonia.yaml --work_dir runs/demo/pneumonia
 
 test: install
 	$(PY) -m pytest -q tests
