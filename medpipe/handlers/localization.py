@@ -196,3 +196,10 @@ class CamLocalization:
             stem = Path(c["image"]).stem
             write_overlay(out / f"{c['finding']}_{stem}.png", load_gray(c["image"])[0], maps[i], c, self.layer,
                           self.fractions[0], self.box_name)
+            # the map itself (float16, the CAM's own grid), so that a report can put another model's
+            # output (e.g. a detector's boxes on the same image) over the same heat map
+            np.savez_compressed(out / f"{c['finding']}_{stem}.npz", heat=np.asarray(maps[i], dtype=np.float16),
+                                image=str(c["image"]), finding=str(c["finding"]),
+                                probability=float(c.get("probability", float("nan"))),
+                                true_boxes=np.asarray(c.get("true_boxes") or np.zeros((0, 4)), dtype=np.float32),
+                                layer=str(self.layer))

@@ -837,6 +837,58 @@ def _external_section(doc: _Doc, spec, run: Path, synthetic: bool | None) -> Non
     doc.para(" ".join(notes), cls="note")
 
 
+
+#: images shown with a classifier's heat map and a detector's boxes together
+N_PAIRED = 4
+
+
+def _paired_section(doc: _Doc, specs, run_dirs: dict[str, Path]) -> None:
+    """A classifier's Grad-CAM and a detector's boxes on the same images (two bundles on one dataset).
+
+    Uses what the stages wrote: the classifier's ``eval/cam/*.npz`` (heat map, image, reference boxes)
+    and the detector's ``predictions.csv`` (boxes with confidence) and ``eval/metrics.json`` (``conf``).
+    """
+    cls = [sp for sp in specs if sp.task == "classification" and list((run_dirs[sp.name] / "eval" / "cam").glob("*.npz"))]
+    det = [sp for sp in specs if sp.task == "detection" and (run_dirs[sp.name] / "predictions.csv").is_file()]
+    if not cls or not det:
+        return
+    from medpipe.transforms.io import load_gray
+    from medpipe.visualization.plots import overlay_heatmap
+
+    import tempfile
+
+    c, d = cls[0], det[0]
+    tmp = Path(tempfile.mkdtemp(prefix="medpipe-report-"))
+    conf = float((_read_json(run_dirs[d.name] / "eval" / "metrics.json") or {}).get("conf") or 0.25)
+    boxes: dict[str, list] = {}
+    for r in _read_csv(run_dirs[d.name] / "predictions.csv"):
+        if r.get("xmin") not in (None, "") and _float(r.get("confidence")) >= conf:
+            boxes.setdefault(Path(r["image"]).name, []).append(
+                [_float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")])
+    items = []
+    for f in sorted((run_dirs[c.name] / "eval" / "cam").glob("*.npz"))[:N_PAIRED]:
+        z = np.load(f)
+        image = str(z["image"])
+        if not Path(image).is_file():
+            continue
+        out = tmp / f"paired_{f.stem}.png"
+        found = boxes.get(Path(image).name, [])
+        overlay_heatmap(load_gray(image)[0], z["heat"].astype(np.float32), out,
+                        title=f"{c.name}: Grad-CAM of {z['finding']} (p = {float(z['probability']):.2f})\n"
+                              f"red: {d.name} boxes with confidence >= {conf:g} ({len(found)}); green: reference",
+                        value_range=(0.0, float(z["heat"].max()) or 1.0), label="Grad-CAM (1 = this map's maximum)",
+                        boxes_true=z["true_boxes"].tolist(), boxes_pred=found)
+        items.append((out, f"{Path(image).stem}"))
+    if not items:
+        return
+    doc.heading(2, f"Classifier and detector on the same images ({c.name}, {d.name})")
+    doc.para(f"The classifier's heat map (Grad-CAM, as in its section) under the detector's boxes (red, confidence >= "
+             f"{conf:g}, the detector's image-level decision) and the reference boxes (green): where the two models "
+             f"look, side by side.", cls="note")
+    doc.figures(items, "cams")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- the report
 def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | None = None,
                  data_dir=None, bundles: list[str] | None = None) -> dict:
@@ -968,6 +1020,7 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
             doc.figures([(p, _example_caption(p)) for p in examples], "examples" if by_outcome else "cams")
 
     _comparison_section(doc, {n: r for n, (_, r) in kfolds.items()}, specs)
+    _paired_section(doc, specs, {n: r for n, (_, r) in kfolds.items()})
     if synthetic:
         doc.para("Data: synthetic (medpipe synth). Published numbers are on the real dataset and not comparable.",
                  cls="note")
