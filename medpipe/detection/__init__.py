@@ -19,7 +19,8 @@ Layout, one concern per module (arrows: imports inside the package; no cycles):
 * :mod:`~medpipe.detection.training` (-> env, network) --
   :class:`~medpipe.detection.training.YoloTrainer`, ultralytics' ``results.csv`` as a history.
 * :mod:`~medpipe.detection.predictions` -- pure helpers: box rows, slice rows (the slice-level
-  "any finding" summary), the confidence sweep, CSV columns.
+  "any finding" summary), the confidence sweep, the RSNA challenge score of the boxes
+  (:func:`~medpipe.detection.predictions.challenge_summary`), CSV columns.
 * :mod:`~medpipe.detection.inference` (-> env, network, predictions) -- running a checkpoint on
   slices, :class:`~medpipe.detection.inference.YoloPredictor`.
 * :mod:`~medpipe.detection.evaluation` (-> env, data, network, predictions, inference) --
@@ -28,6 +29,8 @@ Layout, one concern per module (arrows: imports inside the package; no cycles):
   :func:`~medpipe.detection.export.export_yolo`, :func:`~medpipe.detection.export.yolo_parity`,
   :func:`~medpipe.detection.export.export_yolo_cli` (``medpipe export sich_det``).
 
-Bundle configs (``bundles/sich_det/configs``) name these by full dotted path. Importing this package
+Bundle configs (``bundles/sich_det/configs``, ``bundles/cxr_pneumonia_det/configs``) name these by full dotted path;
+nothing here knows a dataset: classes, splits and boxes come from the prepared dataset, and the extra box
+metrics a bundle wants are named in its evaluate.json (``extra_metrics``). Importing this package
 or any of its modules does not import ultralytics.
 """

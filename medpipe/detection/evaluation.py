@@ -1,5 +1,6 @@
 """Evaluation: :class:`YoloEvaluator` (box mAP from ultralytics' validator, the slice-level any-finding
-summary, the confidence sweep) and its drawings.
+summary, the confidence sweep, the extra box metrics a bundle asks for by name: :data:`EXTRA_METRICS`)
+and its drawings.
 
 The box classes are the checkpoint's ``names``, checked against the fold data.yaml's. Files:
 ``eval/metrics.json``, ``predictions.csv``, ``slice_predictions.csv``, ``eval/confusion_matrix.png``,
@@ -21,13 +22,23 @@ from medpipe.detection.data import check_same_classes
 from medpipe.detection.env import prepare_ultralytics_env, ul_device
 from medpipe.detection.inference import as_source, gray_image, predict_boxes
 from medpipe.detection.network import checkpoint_class_names, checkpoint_image_size, load_checkpoint_model
-from medpipe.detection.predictions import (BOX_COLUMNS, SLICE_COLUMNS, SWEEP_THRESHOLDS, any_finding_names,
-                                           box_prediction_rows, conf_sweep, norm_pred, slice_prediction_rows,
-                                           write_rows_csv)
+from medpipe.detection.predictions import (BOX_COLUMNS, CHALLENGE_COLUMNS, SLICE_COLUMNS, SWEEP_THRESHOLDS,
+                                           any_finding_names, box_prediction_rows, challenge_summary, conf_sweep,
+                                           norm_pred, slice_prediction_rows, write_rows_csv)
+from medpipe.errors import UserError
 
 log = logging.getLogger("medpipe")
 
-__all__ = ["YoloEvaluator", "pick_examples"]
+__all__ = ["YoloEvaluator", "pick_examples", "EXTRA_METRICS"]
+
+#: box metrics beyond ultralytics' mAP that a bundle asks for by name (evaluate.json ``extra_metrics``):
+#: name -> what it adds to eval/metrics.json
+EXTRA_METRICS = {
+    "challenge_map": "`challenge_map` (RSNA Pneumonia Detection Challenge: mean over images of the precision "
+                     "TP / (TP + FP + FN) averaged over IoU 0.40..0.75, boxes with confidence >= conf, images with no "
+                     "true and no predicted box skipped), `challenge_map_detail`, and per-slice columns "
+                     "n_true_boxes, n_pred_boxes, challenge_precision in slice_predictions.csv",
+}
 
 
 def pick_examples(slices: list[dict], n: int) -> list[tuple[str, int]]:
@@ -100,13 +111,17 @@ class YoloEvaluator:
         n_examples: slices drawn to ``eval/boxes``.
         run_dir: the training run folder (its ``history.json`` gives the curves); default ``output_dir``.
         extra: JSON-able facts added to metrics.json.
+        extra_metrics: names from :data:`EXTRA_METRICS` to compute as well (default none).
+        unit: what one record is, in titles and the log (``slice``; ``image`` for radiographs). The
+            metrics keep their contract names (``slice_level``, ``n_slices``).
     """
 
     def __init__(self, ckpt_path: str, data: str, dataset_dir: str, output_dir: str, fold: int = 0,
                  records: str = "val", image_size: int | None = None, batch_size: int = 16, device="cpu",
                  conf: float = 0.25, iou: float = 0.7, predict_conf: float = 0.001, max_det: int = 100,
                  n_examples: int = 8, workers: int = 2, sweep_thresholds: Sequence[float] = SWEEP_THRESHOLDS,
-                 config_dir: str | None = None, run_dir: str | None = None, extra: dict | None = None) -> None:
+                 config_dir: str | None = None, run_dir: str | None = None, extra: dict | None = None,
+                 extra_metrics: Sequence[str] = (), unit: str = "slice") -> None:
         self.run_dir = Path(run_dir) if run_dir else None
         self.ckpt_path, self.data, self.dataset_dir = ckpt_path, str(data), dataset_dir
         self.output_dir = Path(output_dir).expanduser().absolute()
@@ -118,6 +133,13 @@ class YoloEvaluator:
         self.max_det, self.n_examples = int(max_det), int(n_examples)
         self.workers, self.sweep_thresholds, self.config_dir = int(workers), tuple(sweep_thresholds), config_dir
         self.extra = dict(extra or {})
+        if isinstance(extra_metrics, str):
+            extra_metrics = [extra_metrics]
+        unknown = [k for k in extra_metrics or () if k not in EXTRA_METRICS]
+        if unknown:
+            raise UserError(f"--extra_metrics {unknown}: not a detection metric; choose from "
+                            f"{', '.join(EXTRA_METRICS)} (or [] for none).")
+        self.extra_metrics, self.unit = tuple(extra_metrics or ()), str(unit)
         self.metrics: dict | None = None
 
     def run(self) -> dict:
@@ -148,7 +170,14 @@ class YoloEvaluator:
         p = [r["probability"] for r in slices]
         sl = classification_metrics(y, p, threshold=self.conf, class_names=slice_classes)
         sweep = conf_sweep(y, p, sorted(set(self.sweep_thresholds) | {self.conf}))
-        m = {**box, "slice_level": sl, "conf": self.conf, "iou": self.iou, "predict_conf": self.predict_conf,
+        extra_box, slice_columns = {}, SLICE_COLUMNS
+        if "challenge_map" in self.extra_metrics:
+            extra_box, per_slice = challenge_summary(records, preds, self.conf, self.sweep_thresholds)
+            for row, cols in zip(slices, per_slice):
+                row.update(cols)
+            slice_columns = SLICE_COLUMNS + CHALLENGE_COLUMNS
+        m = {**box, **extra_box, "slice_level": sl, "conf": self.conf, "iou": self.iou,
+             "predict_conf": self.predict_conf,
              "conf_sweep": sweep, "records": self.records, "fold": self.fold, "image_size": size,
              "checkpoint": str(Path(self.ckpt_path).absolute()), "n_slices": len(records),
              "n_true_boxes": int(sum(len(r.get("boxes") or []) for r in records)),
@@ -159,21 +188,27 @@ class YoloEvaluator:
         self.metrics = m
         atomic_write_text(ev / "metrics.json", json.dumps(m, indent=2, default=str))
         write_rows_csv(box_rows, self.output_dir / "predictions.csv", BOX_COLUMNS)
-        write_rows_csv(slices, self.output_dir / "slice_predictions.csv", SLICE_COLUMNS)
+        write_rows_csv(slices, self.output_dir / "slice_predictions.csv", slice_columns)
         plot_confusion_matrix(sl["confusion_matrix"], slice_classes, ev / "confusion_matrix.png",
-                              title=f"slice level: positive when a box has confidence >= {self.conf:g} (n={len(slices)})")
+                              title=f"{self.unit} level: positive when a box has confidence >= {self.conf:g} "
+                                    f"(n={len(slices)})")
         plot_threshold_sweep(sweep, self.conf, ev / "conf_sweep.png", x_key="conf",
-                             title="slice-level metrics vs box confidence threshold")
+                             title=f"{self.unit}-level metrics vs box confidence threshold")
         self._draw(records, preds, slices, ev / "boxes")
         hist = (self.run_dir or self.output_dir) / "history.json"
         if hist.exists():
             h = json.loads(hist.read_text())
             plot_curves({k: v for k, v in h.items() if k != "epoch"}, ev / "training_curves.png",
                         title="YOLOv8 training")
-        log.info("evaluation (records %s, fold %d, %d slices): mAP50 %.4f, mAP50-95 %.4f, box P %.4f, R %.4f; slice level at "
-                 "conf %.2f: recall %.4f, precision %.4f, specificity %.4f, f1 %.4f", self.records, self.fold,
-                 len(records), box["map50"], box["map50_95"], box["precision"], box["recall"], self.conf,
-                 sl["recall"], sl["precision"], sl["specificity"], sl["f1"])
+        log.info("evaluation (records %s, fold %d, %d %ss): mAP50 %.4f, mAP50-95 %.4f, box P %.4f, R %.4f; %s level "
+                 "at conf %.2f: recall %.4f, precision %.4f, specificity %.4f, f1 %.4f", self.records, self.fold,
+                 len(records), self.unit, box["map50"], box["map50_95"], box["precision"], box["recall"], self.unit,
+                 self.conf, sl["recall"], sl["precision"], sl["specificity"], sl["f1"])
+        if "challenge_map" in extra_box:
+            d = extra_box["challenge_map_detail"]
+            log.info("RSNA challenge score at conf %.2f: %s (%d of %d %ss scored, %d without true or predicted boxes "
+                     "skipped)", self.conf, "n/a" if m["challenge_map"] is None else f"{m['challenge_map']:.4f}",
+                     d["n_scored"], d["n_slices"], self.unit, d["n_skipped"])
         log.info("wrote %s, %s, %s", ev / "metrics.json", self.output_dir / "predictions.csv",
                  self.output_dir / "slice_predictions.csv")
         return m
@@ -188,7 +223,8 @@ class YoloEvaluator:
             boxes, scores, _ = norm_pred(preds[i])
             keep = scores >= self.conf
             name = f"{key}_{r.get('patient', 'x')}_{int(r.get('slice', i)):02d}.png"
+            where = f"patient {r.get('patient')}" + (f" slice {r['slice']}" if r.get("slice") not in (None, "") else "")
             overlay_boxes(gray_image(r["image"]), r.get("boxes") or [], boxes[keep], out / name,
                           scores=scores[keep].tolist(),
-                          title=f"{key}: patient {r.get('patient')} slice {r.get('slice')}, label {s['label']}, "
+                          title=f"{key}: {where}, label {s['label']}, "
                                 f"best box {s['probability']:.2f} (drawn: conf >= {self.conf:g})")

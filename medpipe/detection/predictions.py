@@ -9,6 +9,10 @@ slice, in pixels (``classes``, the box class ids, is optional). Two tables come 
   a box), and it is positive when that reaches ``conf``. Its two classes are named by
   :func:`any_finding_names`; :func:`conf_sweep` gives its metrics against the threshold.
 
+:func:`challenge_summary` scores the same predictions with the RSNA Pneumonia Detection Challenge
+metric (:mod:`medpipe.metrics.detection`) and gives the per-slice columns (:data:`CHALLENGE_COLUMNS`)
+that let it be recomputed from ``slice_predictions.csv``.
+
 Nothing here imports ultralytics or torch.
 """
 
@@ -21,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["box_prediction_rows", "slice_prediction_rows", "conf_sweep", "any_finding_names", "write_rows_csv",
-           "norm_pred", "BOX_COLUMNS", "SLICE_COLUMNS", "SWEEP_THRESHOLDS"]
+           "norm_pred", "challenge_summary", "BOX_COLUMNS", "SLICE_COLUMNS", "CHALLENGE_COLUMNS", "SWEEP_THRESHOLDS"]
 
 #: columns of predictions.csv (one row per predicted box, or one "none" row per slice without a box)
 BOX_COLUMNS = ("patient", "slice", "image", "box_index", "xmin", "ymin", "xmax", "ymax", "confidence", "label")
@@ -29,6 +33,9 @@ BOX_COLUMNS = ("patient", "slice", "image", "box_index", "xmin", "ymin", "xmax",
 SLICE_COLUMNS = ("patient", "slice", "image", "probability", "prediction", "label")
 #: default confidence thresholds of the slice-level sweep
 SWEEP_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+#: slice_predictions.csv columns added when the evaluation reports the challenge score (:func:`challenge_summary`):
+#: true boxes, predicted boxes with confidence >= conf, the slice's challenge precision (empty: skipped)
+CHALLENGE_COLUMNS = ("n_true_boxes", "n_pred_boxes", "challenge_precision")
 
 
 def any_finding_names(box_classes: Sequence[str]) -> tuple[str, str]:
@@ -158,6 +165,62 @@ def conf_sweep(labels: Sequence[int], probs: Sequence[float],
         rates = rates_from_counts(tp, fp, fn, tn)
         rows.append({"conf": t, **{k: float(v) for k, v in rates.items()}, "tp": tp, "fp": fp, "fn": fn, "tn": tn})
     return rows
+
+
+def challenge_summary(records: Sequence[dict], predictions: Sequence, conf: float = 0.25,
+                      sweep_thresholds: Sequence[float] = ()) -> tuple[dict, list[dict]]:
+    """The RSNA Pneumonia Detection Challenge score of predicted boxes (:func:`medpipe.metrics.detection.challenge_map`).
+
+    The submission is every box with confidence ``>= conf`` (the operating threshold of the
+    slice-level summary); the confidences order the matching. A slice with no true box and no such
+    box is skipped, as the challenge did.
+
+    Args:
+        records: one dict per slice with its true ``boxes`` (``[xmin, ymin, xmax, ymax]`` pixels; none: ``[]``).
+        predictions: per slice ``{"boxes": [...], "scores": [...]}`` in the same pixels.
+        conf: the box confidence threshold.
+        sweep_thresholds: further confidence thresholds to report the score at (``by_conf``).
+
+    Returns:
+        ``(metrics, columns)``: ``metrics`` = ``{"challenge_map": float or None, "challenge_map_detail":
+        {"iou_thresholds", "conf", "n_slices", "n_scored", "n_skipped", "by_conf", "definition"}}``;
+        ``columns``, one dict per slice with the :data:`CHALLENGE_COLUMNS` (``challenge_precision``
+        ``""`` for a skipped slice), to add to the slice rows.
+
+    Example:
+        >>> m, cols = challenge_summary([{"boxes": [[0, 0, 10, 10]]}, {"boxes": []}],
+        ...                             [{"boxes": [[0, 0, 10, 10]], "scores": [0.9]}, {"boxes": [], "scores": []}])
+        >>> m["challenge_map"], m["challenge_map_detail"]["n_skipped"], cols[1]["challenge_precision"]
+        (1.0, 1, '')
+    """
+    from medpipe.metrics.detection import CHALLENGE_IOU_THRESHOLDS, challenge_precision_from_ious, iou_matrix
+
+    if len(records) != len(predictions):
+        raise ValueError(f"{len(records)} records but {len(predictions)} predictions")
+    true = [list(r.get("boxes") or []) for r in records]
+    normed = [norm_pred(p) for p in predictions]  # highest confidence first
+    scores = [s for _, s, _ in normed]
+    # one IoU matrix per slice: the boxes kept at a confidence threshold are a prefix of its rows
+    ious = [iou_matrix(b, t) for (b, _, _), t in zip(normed, true)]
+
+    def score_at(c: float) -> tuple[float | None, list]:
+        per = [challenge_precision_from_ious(m[:int(np.sum(s >= c))]) for m, s in zip(ious, scores)]
+        vals = [v for v in per if v is not None]
+        return (float(np.mean(vals)) if vals else None), per
+
+    value, per = score_at(float(conf))
+    n_scored = sum(v is not None for v in per)
+    by_conf = [{"conf": float(t), "challenge_map": score_at(float(t))[0]}
+               for t in sorted({float(t) for t in sweep_thresholds} | {float(conf)})]
+    detail = {"iou_thresholds": list(CHALLENGE_IOU_THRESHOLDS), "conf": float(conf), "n_slices": len(records),
+              "n_scored": n_scored, "n_skipped": len(records) - n_scored, "by_conf": by_conf,
+              "definition": "RSNA Pneumonia Detection Challenge metric: per image, boxes with confidence >= conf in "
+                            "decreasing confidence each match the unmatched true box of highest IoU > t; precision "
+                            "TP / (TP + FP + FN) averaged over t = 0.40, 0.45, ..., 0.75; images with no true and no "
+                            "predicted box skipped; mean over the other images"}
+    columns = [{"n_true_boxes": len(t), "n_pred_boxes": int(np.sum(s >= float(conf))),
+                "challenge_precision": "" if v is None else v} for t, s, v in zip(true, scores, per)]
+    return {"challenge_map": value, "challenge_map_detail": detail}, columns
 
 
 def write_rows_csv(rows: Sequence[dict], path: str | os.PathLike, columns: Sequence[str]) -> Path:
