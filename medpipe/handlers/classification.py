@@ -273,7 +273,7 @@ class ClassificationReport(_Collector):
         write_json(ev / "metrics.json", m, atomic=True)
         write_predictions_csv(rows, self.output_dir / "predictions.csv", self.kind, self.class_names, threshold)
         self._plots(m, y, s, ev, len(rows))
-        (ev / "classification_report.txt").write_text(self._report_text(m, len(rows)))
+        (ev / "classification_report.txt").write_text(self._report_text(m, len(rows)) + self._sklearn_report(y, s))
         if self.network is not None and self.gradcam_layer:
             try:
                 self._gradcam(rows, ev / "gradcam")
@@ -343,6 +343,24 @@ class ClassificationReport(_Collector):
         if hist.exists():
             h = json.loads(hist.read_text())
             plot_curves({k: v for k, v in h.items() if k != "epoch"}, ev / "training_curves.png", title="training")
+
+    def _sklearn_report(self, y: np.ndarray, s: np.ndarray) -> str:
+        """scikit-learn's own ``classification_report`` of the decisions (binary at the decision threshold,
+        multiclass at the argmax): per class precision, recall, F1, support; accuracy; macro and weighted averages."""
+        if self.kind not in ("binary", "multiclass"):
+            return ""
+        from sklearn.metrics import classification_report
+
+        s2 = np.asarray(s, dtype=np.float64).reshape(len(s), -1)
+        if self.kind == "binary":
+            p = s2[:, 1] if s2.shape[1] > 1 else s2[:, 0]
+            pred = (p >= float(self.threshold)).astype(int)
+        else:
+            pred = np.argmax(s2, axis=1)
+        labels = list(range(len(self.class_names)))
+        text = classification_report(np.asarray(y).astype(int), pred, labels=labels, target_names=self.class_names,
+                                     digits=4, zero_division=0)
+        return "\nscikit-learn classification_report:\n" + text
 
     def _report_text(self, m: dict, n: int) -> str:
         def f(v):

@@ -59,3 +59,25 @@ def test_infer_on_dicoms_writes_their_identifiers(evaluated, tiny_dataset, tmp_p
     for r in rows:
         assert r["patient_id"] and r["sop_uid"].count(".") > 3 and r["study_uid"] and r["view"] in ("AP", "PA")
         assert r["image"].endswith(".dcm") and 0.0 <= float(r["probability"]) <= 1.0
+
+
+def test_external_site_evaluation(evaluated, tmp_path):
+    """An external hospital (medpipe synth/prepare dicom-folder: everything in test) scored with the stored
+    threshold, beside the validation fold; and scikit-learn's own report in classification_report.txt."""
+    from data_prep import get_spec
+    from medpipe.prepare.engine import prepare
+
+    spec = get_spec("dicom-folder")
+    spec.load_synthesizer()(tmp_path / "raw", progress=None, patients=8, size=64, seed=3)
+    prepare(spec, tmp_path / "raw", tmp_path / "hospital", {"key": "PatientID", "label_column": "pneumonia"},
+            workers=1, progress=None)
+    run_bundle(["medpipe", "evaluate", NAME, "--ckpt_path", str(evaluated / "models/model.pt"),
+                "--dataset_dir", str(tmp_path / "hospital"), "--records", "test", *RUNTIME])
+    out = evaluated / "eval-hospital-test"
+    c = read_json(out / "eval/internal_vs_external.json")
+    assert c["same_dataset"] is False and c["external"]["dataset"] == "dicom-folder"
+    stored = read_json(evaluated / "models/model.json")["decision"]["threshold"]
+    assert c["external"]["threshold"] == pytest.approx(stored) == pytest.approx(c["internal"]["threshold"])
+    m = read_json(out / "eval/metrics.json")
+    assert m["n"] == c["external"]["n"] > 0
+    assert "macro avg" in (out / "eval/classification_report.txt").read_text()
