@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import functools
 import os
-import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from data_prep.dicom_folder import layout as L
 from data_prep.dicom_folder import tables as T
 from medpipe.errors import DataError
+from medpipe.prepare import radiographs as R
 from medpipe.prepare.converter import Converter, Finish, Plan, UnitResult
 from medpipe.prepare.exports import write_labels_csv
 from medpipe.prepare.spec import Task
@@ -120,24 +120,6 @@ def header_anomalies(head: dict) -> list[tuple[str, str]]:
     if head["converted_from"]:
         out.append(("color_dicom", f"{head['converted_from']} colour image; stored as luma"))
     return out
-
-
-def view_vs_label(records: list[dict], names) -> dict:
-    """Records per view and class, and the positive rate per view (views ``AP``, ``PA`` first; ``none`` when absent).
-
-    Example:
-        >>> vv = view_vs_label([{"view": "AP", "label": 1}, {"view": "PA", "label": 0}, {"view": None, "label": 1}],
-        ...                    ("n", "p"))
-        >>> vv["table"], vv["positive_rate"]
-        ({'AP': {'n': 0, 'p': 1}, 'PA': {'n': 1, 'p': 0}, 'none': {'n': 0, 'p': 1}}, {'AP': 1.0, 'PA': 0.0, 'none': 1.0})
-    """
-    names = list(names)
-    views = sorted({r["view"] or "none" for r in records}, key=lambda v: (v not in L.VIEWS, v))
-    table = {v: {n: 0 for n in names} for v in views}
-    for r in records:
-        table[r["view"] or "none"][names[r["label"]]] += 1
-    rate = {v: round(row[names[1]] / sum(row.values()), 4) for v, row in table.items()}
-    return {"label_names": names, "table": table, "positive_rate": rate}
 
 
 class DicomFolderConverter(Converter):
@@ -469,27 +451,15 @@ class DicomFolderConverter(Converter):
             lab["keys_whose_dicoms_were_skipped"] = lab["keys_with_dicom"] - len(keys_in)
             lab["adds_up"] = (lab["rows_with_dicom"] + lab["rows_without_dicom"] + lab.get("rows_without_key", {})
                               .get("count", 0)) == lab["rows"]
-        src = [r["source"] for r in records]
-        ages = sorted(r["age"] for r in records if r["age"] is not None)
         per_patient = Counter(r["patient"] for r in records)
         return {
             "class_names": names, "labels": lab, "dicoms": {**(stats.get("dicoms") or {}),
                                                             "records_per_patient": dict(sorted(Counter(
                                                                 per_patient.values()).items()))},
-            "view_vs_label": view_vs_label(records, names),
-            "dicom": {"photometric": dict(Counter(s["photometric"] for s in src)),
-                      "transfer_syntax": dict(Counter(s["transfer_syntax"] for s in src)),
-                      "bits_stored": dict(Counter(str(s["bits_stored"]) for s in src)),
-                      "rescaled": sum(1 for s in src if s["rescale"] and s["rescale"] != [1.0, 0.0]),
-                      "inverted_monochrome1": sum(1 for s in src if s["inverted"]),
-                      "modality": dict(Counter(str(s["modality"]) for s in src)),
-                      "intensity": dict(Counter(s["intensity"] for s in src)),
-                      "source_sizes": dict(Counter(f"{s['width']}x{s['height']}" for s in src).most_common(5))},
-            "cache": {"size": self.options["cache_size"] or None,
-                      "stored_sizes": dict(Counter(f"{r['width']}x{r['height']}" for r in records).most_common(5))},
-            "demographics": {"sex": dict(Counter(str(r["sex"]) for r in records)),
-                             "age": {"min": ages[0], "median": statistics.median(ages), "max": ages[-1],
-                                     "missing": len(records) - len(ages)} if ages else None},
+            "view_vs_label": R.view_vs_label(records, names),
+            "dicom": R.dicom_summary(records),
+            "cache": {"size": self.options["cache_size"] or None, "stored_sizes": R.stored_sizes(records)},
+            "demographics": R.demographics(records),
         }
 
     def report_facts(self, rep: dict) -> list[str]:
@@ -534,25 +504,7 @@ class DicomFolderConverter(Converter):
                  "## View position vs label (a known shortcut)", "",
                  "AP films (portable, bedside) carry more opacities than PA films; a site with another view mix "
                  "shifts a model that learned the view. Compare performance within each view.", "",
-                 "| view | " + " | ".join(names) + " | images | positive rate |",
-                 "|---|" + "---:|" * (len(names) + 2)]
-        for v, row in vv["table"].items():
-            lines.append(f"| {v} | " + " | ".join(str(row[c]) for c in names)
-                         + f" | {sum(row.values())} | {100 * vv['positive_rate'][v]:.1f}% |")
-        d, demo = rep["dicom"], rep["demographics"]
-        lines += ["## DICOM headers", "",
-                  f"- photometric: {', '.join(f'{k} {v}' for k, v in d['photometric'].items())} "
-                  f"({d['inverted_monochrome1']} MONOCHROME1 inverted so that dense is bright)",
-                  f"- transfer syntax: {', '.join(f'{k} {v}' for k, v in d['transfer_syntax'].items())}",
-                  f"- bits stored: {', '.join(f'{k} {v}' for k, v in d['bits_stored'].items())}; with a rescale "
-                  f"slope/intercept: {d['rescaled']}; intensity mapping: "
-                  f"{', '.join(f'{k} {v}' for k, v in d['intensity'].items())}",
-                  f"- modality: {', '.join(f'{k} {v}' for k, v in d['modality'].items())}; DICOM sizes: "
-                  f"{', '.join(f'{k} {v}' for k, v in d['source_sizes'].items())}; stored sizes: "
-                  f"{', '.join(f'{k} {v}' for k, v in rep['cache']['stored_sizes'].items())}",
-                  f"- sex: {', '.join(f'{k} {v}' for k, v in demo['sex'].items())}; age: "
-                  + (f"{demo['age']['min']}-{demo['age']['max']} (median {demo['age']['median']:g}, "
-                     f"{demo['age']['missing']} missing)" if demo["age"] else "none")]
+                 *R.view_table_lines(vv), "", *R.header_lines(rep)]
         return lines
 
     def summary_lines(self, rep: dict) -> list[str]:

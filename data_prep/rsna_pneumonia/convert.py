@@ -30,13 +30,13 @@ Record keys: ``image`` (PNG, relative to the output), ``patient``, ``label``, ``
 from __future__ import annotations
 
 import os
-import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from data_prep.rsna_pneumonia import layout as L
 from data_prep.rsna_pneumonia import tables as T
 from medpipe.errors import DataError, UserError
+from medpipe.prepare import radiographs as R
 from medpipe.prepare.converter import Converter, Finish, Plan, UnitResult
 from medpipe.prepare.exports import STAGED_LABELS, stage_yolo_label, write_labels_csv, write_yolo
 from medpipe.prepare.spec import OptionError, Task
@@ -427,16 +427,7 @@ class RsnaPneumoniaConverter(Converter):
     def report(self, records) -> dict:
         names = list(self.tasks()["label"].class_names)
         stats = dict(getattr(self, "stats", {}) or {})
-        views = sorted({r["view"] or "none" for r in records}, key=lambda v: (v not in L.VIEWS, v))
-        table = {v: {n: 0 for n in names} for v in views}
-        opac = Counter()
-        for r in records:
-            v = r["view"] or "none"
-            table[v][names[r["label"]]] += 1
-            opac[v] += r["target"]
-        per_view = {v: sum(table[v].values()) for v in views}
-        view_vs_label = {"label_names": names, "table": table,
-                         "opacity_rate": {v: round(opac[v] / per_view[v], 4) if per_view[v] else None for v in views}}
+        view_vs_label = R.view_vs_label(records, names, positive_key="target")
         lf = dict(stats.get("label_file") or {})
         if lf:
             used = {r["patient"] for r in records}
@@ -444,27 +435,15 @@ class RsnaPneumoniaConverter(Converter):
             lf["patients_whose_dicom_was_skipped"] = lf["patients_with_dicom"] - len(used)
             mal = lf.get("malformed_rows", {}).get("count", 0)
             lf["adds_up"] = lf["rows"] == lf["rows_with_dicom"] + lf["rows_without_dicom"] + mal
-        src = [r["source"] for r in records]
-        ages = sorted(r["age"] for r in records if r["age"] is not None)
         return {
             "label_set": self.options["label_set"], "class_names": names,
             "label_file": lf, "class_file": stats.get("class_file"), "submission": stats.get("submission"),
             "view_vs_label": view_vs_label,
-            "dicom": {"photometric": dict(Counter(s["photometric"] for s in src)),
-                      "transfer_syntax": dict(Counter(s["transfer_syntax"] for s in src)),
-                      "bits_stored": dict(Counter(str(s["bits_stored"]) for s in src)),
-                      "rescaled": sum(1 for s in src if s["rescale"] and s["rescale"] != [1.0, 0.0]),
-                      "inverted_monochrome1": sum(1 for s in src if s["inverted"]),
-                      "modality": dict(Counter(str(s["modality"]) for s in src)),
-                      "intensity": dict(Counter(s["intensity"] for s in src)),
-                      "source_sizes": dict(Counter(f"{s['width']}x{s['height']}" for s in src).most_common(5))},
+            "dicom": R.dicom_summary(records),
             "boxes": {"placed": sum(len(r["boxes"]) for r in records), "in_label_rows": lf.get("planned_boxes"),
                       "max_per_image": max((len(r["boxes"]) for r in records), default=0)},
-            "cache": {"size": self.options["cache_size"] or None,
-                      "stored_sizes": dict(Counter(f"{r['width']}x{r['height']}" for r in records).most_common(5))},
-            "demographics": {"sex": dict(Counter(str(r["sex"]) for r in records)),
-                             "age": {"min": ages[0], "median": statistics.median(ages), "max": ages[-1],
-                                     "missing": len(records) - len(ages)} if ages else None},
+            "cache": {"size": self.options["cache_size"] or None, "stored_sizes": R.stored_sizes(records)},
+            "demographics": R.demographics(records),
             "test_images_planned": stats.get("test_images_planned", 0),
         }
 
@@ -495,13 +474,7 @@ class RsnaPneumoniaConverter(Converter):
                  "In the real data, AP films (portable, bedside) carry most of the lung opacities and PA films most "
                  "of the normal studies, so a model can score by recognising the view. Compare a model's "
                  "performance within each view before trusting it.", "",
-                 "| view | " + " | ".join(names) + " | images | opacity rate |",
-                 "|---|" + "---:|" * (len(names) + 2)]
-        for v, row in vv["table"].items():
-            n = sum(row.values())
-            rate = vv["opacity_rate"][v]
-            lines.append(f"| {v} | " + " | ".join(str(row[c]) for c in names)
-                         + f" | {n} | {'-' if rate is None else f'{100 * rate:.1f}%'} |")
+                 *R.view_table_lines(vv, "opacity rate")]
         lf = rep.get("label_file") or {}
         if lf:
             lines += ["", "## Label files", "",
@@ -524,28 +497,14 @@ class RsnaPneumoniaConverter(Converter):
                 lines.append("")
                 lines.append(f"`{sub['file']}`: {sub['ids']} test ids; {sub['without_image']} without a DICOM, "
                              f"{sub['images_not_listed']} test DICOMs not listed.")
-        d = rep["dicom"]
-        lines += ["", "## DICOM headers", "",
-                  f"- photometric: {', '.join(f'{k} {v}' for k, v in d['photometric'].items())} "
-                  f"({d['inverted_monochrome1']} MONOCHROME1 inverted so that dense is bright)",
-                  f"- transfer syntax: {', '.join(f'{k} {v}' for k, v in d['transfer_syntax'].items())}",
-                  f"- bits stored: {', '.join(f'{k} {v}' for k, v in d['bits_stored'].items())}; with a rescale "
-                  f"slope/intercept: {d['rescaled']}; intensity mapping: "
-                  f"{', '.join(f'{k} {v}' for k, v in d['intensity'].items())}",
-                  f"- modality: {', '.join(f'{k} {v}' for k, v in d['modality'].items())}; DICOM sizes: "
-                  f"{', '.join(f'{k} {v}' for k, v in d['source_sizes'].items())}; stored sizes: "
-                  f"{', '.join(f'{k} {v}' for k, v in rep['cache']['stored_sizes'].items())}",
-                  f"- sex: {', '.join(f'{k} {v}' for k, v in rep['demographics']['sex'].items())}; age: "
-                  + (f"{rep['demographics']['age']['min']}-{rep['demographics']['age']['max']} (median "
-                     f"{rep['demographics']['age']['median']:g}, {rep['demographics']['age']['missing']} missing)"
-                     if rep["demographics"]["age"] else "none"),
+        lines += ["", *R.header_lines(rep),
                   f"- boxes: {rep['boxes']['placed']} placed (of {rep['boxes']['in_label_rows']} in the label rows of "
                   f"the DICOMs read), at most {rep['boxes']['max_per_image']} per image"]
         return lines
 
     def summary_lines(self, rep: dict) -> list[str]:
         lf, vv = rep.get("label_file") or {}, rep["view_vs_label"]
-        rates = ", ".join(f"{v} {100 * r:.0f}%" for v, r in vv["opacity_rate"].items() if r is not None)
+        rates = ", ".join(f"{v} {100 * r:.0f}%" for v, r in vv["positive_rate"].items() if r is not None)
         return [f"label file: {lf.get('rows')} rows, {lf.get('patients')} patients; {lf.get('patients_in_records')} in "
                 f"records, {lf.get('patients_without_dicom')} without a DICOM; labels {rep['options']['label_set']}",
                 f"opacity rate by view: {rates} (view vs label table: prepare_report.md)",

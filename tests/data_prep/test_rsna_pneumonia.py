@@ -395,7 +395,7 @@ def test_view_vs_label_table_in_both_reports(src, tmp_path):
     rep = run(src, tmp_path / "out", label_set="three-class")
     vv = rep["view_vs_label"]
     assert vv["table"] == {"AP": {NO: 1, NN: 1, LO: 2}, "PA": {NO: 2, NN: 1, LO: 1}}
-    assert vv["opacity_rate"] == {"AP": 0.5, "PA": 0.25}
+    assert vv["positive_rate"] == {"AP": 0.5, "PA": 0.25}
     md = (tmp_path / "out/prepare_report.md").read_text()
     assert "## View position vs label (a known shortcut)" in md
     assert f"| view | {NO} | {NN} | {LO} | images | opacity rate |" in md and "| AP | 1 | 1 | 2 | 4 | 50.0% |" in md

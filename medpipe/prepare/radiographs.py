@@ -1,0 +1,105 @@
+"""Report pieces every dataset of 2-D radiographs read from DICOM shares (rsna-pneumonia, dicom-folder).
+
+- :func:`view_vs_label`: records per acquisition view and class, and the positive rate per view
+  (AP films carry more findings than PA films: a shortcut a model can learn, so every such dataset
+  tabulates it);
+- :func:`dicom_summary` and :func:`demographics`: what the DICOM headers held (photometric
+  interpretation, transfer syntax, bits stored, rescale, inversion, modality, sizes; sex and age);
+- :func:`header_lines`: the Markdown lines of ``prepare_report.md`` for the last two.
+
+Records need ``view``, ``label``, ``sex``, ``age``, ``width``/``height`` and ``source`` (the header
+facts of :func:`medpipe.io.dicom.read_dicom` plus the DICOM's ``width``/``height``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+#: views listed first, in this order
+VIEWS = ("AP", "PA")
+
+
+def view_vs_label(records: list[dict], names, positive_key: str | None = None) -> dict:
+    """Records per view and class, and the positive rate per view (``AP``, ``PA`` first; ``none`` when absent).
+
+    Args:
+        records: the prepared records (``view``, ``label``).
+        names: the class names (``label`` indexes them).
+        positive_key: the record key that says positive (0/1) when the classes are not simply
+            negative/positive (e.g. rsna-pneumonia's ``target`` in its three-class set); default: the
+            last class.
+
+    Example:
+        >>> vv = view_vs_label([{"view": "AP", "label": 1}, {"view": "PA", "label": 0}, {"view": None, "label": 1}],
+        ...                    ("n", "p"))
+        >>> vv["table"], vv["positive_rate"]
+        ({'AP': {'n': 0, 'p': 1}, 'PA': {'n': 1, 'p': 0}, 'none': {'n': 0, 'p': 1}}, {'AP': 1.0, 'PA': 0.0, 'none': 1.0})
+    """
+    names = list(names)
+    views = sorted({r["view"] or "none" for r in records}, key=lambda v: (v not in VIEWS, VIEWS.index(v) if v in VIEWS else 0, v))
+    table = {v: {n: 0 for n in names} for v in views}
+    pos = Counter()
+    for r in records:
+        v = r["view"] or "none"
+        table[v][names[r["label"]]] += 1
+        pos[v] += int(r[positive_key]) if positive_key else int(r["label"] == len(names) - 1)
+    rate = {v: round(pos[v] / sum(row.values()), 4) if sum(row.values()) else None for v, row in table.items()}
+    return {"label_names": names, "table": table, "positive_rate": rate}
+
+
+def dicom_summary(records: list[dict]) -> dict:
+    """Counts of the DICOM header facts of the records' sources."""
+    src = [r["source"] for r in records]
+    return {"photometric": dict(Counter(s["photometric"] for s in src)),
+            "transfer_syntax": dict(Counter(s["transfer_syntax"] for s in src)),
+            "bits_stored": dict(Counter(str(s["bits_stored"]) for s in src)),
+            "rescaled": sum(1 for s in src if s["rescale"] and s["rescale"] != [1.0, 0.0]),
+            "inverted_monochrome1": sum(1 for s in src if s["inverted"]),
+            "modality": dict(Counter(str(s["modality"]) for s in src)),
+            "intensity": dict(Counter(s["intensity"] for s in src)),
+            "source_sizes": dict(Counter(f"{s['width']}x{s['height']}" for s in src).most_common(5))}
+
+
+def stored_sizes(records: list[dict]) -> dict:
+    """The five most common stored image sizes."""
+    return dict(Counter(f"{r['width']}x{r['height']}" for r in records).most_common(5))
+
+
+def demographics(records: list[dict]) -> dict:
+    """Sex counts and the age range (years) of the records."""
+    ages = sorted(r["age"] for r in records if r["age"] is not None)
+    return {"sex": dict(Counter(str(r["sex"]) for r in records)),
+            "age": {"min": ages[0], "median": statistics.median(ages), "max": ages[-1],
+                    "missing": len(records) - len(ages)} if ages else None}
+
+
+def view_table_lines(vv: dict, what: str = "positive rate") -> list[str]:
+    """The view-vs-label table of :func:`view_vs_label` as Markdown rows (header included)."""
+    names = vv["label_names"]
+    lines = ["| view | " + " | ".join(names) + f" | images | {what} |", "|---|" + "---:|" * (len(names) + 2)]
+    for v, row in vv["table"].items():
+        rate = vv["positive_rate"][v]
+        lines.append(f"| {v} | " + " | ".join(str(row[c]) for c in names)
+                     + f" | {sum(row.values())} | {'-' if rate is None else f'{100 * rate:.1f}%'} |")
+    return lines
+
+
+def header_lines(rep: dict) -> list[str]:
+    """``## DICOM headers`` of ``prepare_report.md`` from the report's ``dicom``, ``cache`` and ``demographics``."""
+    d, demo = rep["dicom"], rep["demographics"]
+
+    def counts(c: dict) -> str:
+        return ", ".join(f"{k} {v}" for k, v in c.items())
+
+    return ["## DICOM headers", "",
+            f"- photometric: {counts(d['photometric'])} ({d['inverted_monochrome1']} MONOCHROME1 inverted so that "
+            f"dense is bright)",
+            f"- transfer syntax: {counts(d['transfer_syntax'])}",
+            f"- bits stored: {counts(d['bits_stored'])}; with a rescale slope/intercept: {d['rescaled']}; intensity "
+            f"mapping: {counts(d['intensity'])}",
+            f"- modality: {counts(d['modality'])}; DICOM sizes: {counts(d['source_sizes'])}; stored sizes: "
+            f"{counts(rep['cache']['stored_sizes'])}",
+            f"- sex: {counts(demo['sex'])}; age: "
+            + (f"{demo['age']['min']}-{demo['age']['max']} (median {demo['age']['median']:g}, "
+               f"{demo['age']['missing']} missing)" if demo["age"] else "none")]
