@@ -98,28 +98,8 @@ def _probe_rel(src: str, rel: str) -> dict:
 
 
 def _examples_anomalies(plan: Plan, path: str, kind: str, items: list[tuple[str, str]], what: str) -> None:
-    """One anomaly per example (at most :data:`tables.EXAMPLES`), then one saying how many more."""
-    for key, action in items[:T.EXAMPLES]:
-        plan.anomalies.append({"path": path, "kind": kind, "action": f"{key}: {action}"})
-    if len(items) > T.EXAMPLES:
-        plan.anomalies.append({"path": path, "kind": kind,
-                               "action": f"... and {len(items) - T.EXAMPLES} more {what} (see the report's counts)"})
+    R.example_anomalies(plan.anomalies, path, kind, items, what, T.EXAMPLES)
 
-
-def header_anomalies(head: dict) -> list[tuple[str, str]]:
-    """``(kind, action)`` for what a chest radiograph's header lacks or has odd (the record is kept)."""
-    out = []
-    if head["modality"] is None:
-        out.append(("dicom_header_missing", "no Modality element (read as a radiograph)"))
-    if head["view"] is None:
-        out.append(("dicom_header_missing", "no ViewPosition element (view is null)"))
-    elif head["view"] not in L.VIEWS:
-        out.append(("unexpected_view", f"ViewPosition {head['view']!r} (expected {' or '.join(L.VIEWS)}); kept"))
-    if head["age_how"] in ("invalid", "implausible"):
-        out.append(("age_unreadable", f"PatientAge {head['age_text']!r} is {head['age_how']}; age set to null"))
-    if head["converted_from"]:
-        out.append(("color_dicom", f"{head['converted_from']} colour image; stored as luma"))
-    return out
 
 
 class DicomFolderConverter(Converter):
@@ -390,7 +370,8 @@ class DicomFolderConverter(Converter):
         sw, sh, resized = store_gray_png(img, os.path.join(out, dst_rel), o["cache_size"])
         res.links["cached" if resized else "converted"] += 1
         res.used = 1
-        res.anomalies += [{"path": rel, "kind": kind, "action": why} for kind, why in header_anomalies(head)]
+        res.anomalies += [{"path": rel, "kind": kind, "action": why}
+                          for kind, why in R.header_anomalies(head, L.VIEWS)]
         h0, w0 = img.shape
         spacing = head["pixel_spacing"]
         res.records.append({

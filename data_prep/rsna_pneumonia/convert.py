@@ -78,12 +78,7 @@ def scale_boxes(boxes, src_w: int, src_h: int, dst_w: int, dst_h: int):
 
 
 def _examples_anomalies(plan: Plan, path: str, kind: str, items: list[tuple[str, str]], what: str) -> None:
-    """One anomaly per example (at most :data:`tables.EXAMPLES`), then one saying how many more."""
-    for key, action in items[:T.EXAMPLES]:
-        plan.anomalies.append({"path": path, "kind": kind, "action": f"{key}: {action}"})
-    if len(items) > T.EXAMPLES:
-        plan.anomalies.append({"path": path, "kind": kind,
-                               "action": f"... and {len(items) - T.EXAMPLES} more {what} (see the report's counts)"})
+    R.example_anomalies(plan.anomalies, path, kind, items, what, T.EXAMPLES)
 
 
 class RsnaPneumoniaConverter(Converter):
@@ -317,18 +312,11 @@ class RsnaPneumoniaConverter(Converter):
         res.links["cached" if resized else "converted"] += 1
         res.used = 1
         h0, w0 = img.shape
-        for kind, bad, why in (
-                ("dicom_header_missing", head["modality"] is None, "no Modality element (read as a radiograph)"),
-                ("dicom_header_missing", head["view"] is None, "no ViewPosition element (view is null)"),
-                ("unexpected_view", head["view"] is not None and head["view"] not in L.VIEWS,
-                 f"ViewPosition {head['view']!r} (expected AP or PA); kept"),
-                ("age_unreadable", head["age_how"] in ("invalid", "implausible"),
-                 f"PatientAge {head['age_text']!r} is {head['age_how']}; age set to null"),
-                ("patient_id_mismatch", head["patient_id"] is not None and head["patient_id"] != pid,
-                 f"PatientID {head['patient_id']!r} differs from the file name; the file name is used"),
-                ("color_dicom", bool(head["converted_from"]), f"{head['converted_from']} colour image; stored as luma")):
-            if bad:
-                res.anomalies.append({"path": rel, "kind": kind, "action": why})
+        found = R.header_anomalies(head, L.VIEWS)
+        if head["patient_id"] is not None and head["patient_id"] != pid:
+            found.append(("patient_id_mismatch", f"PatientID {head['patient_id']!r} differs from the file name; "
+                                                 f"the file name is used"))
+        res.anomalies += [{"path": rel, "kind": kind, "action": why} for kind, why in found]
         spacing = head["pixel_spacing"]
         rec = {"image": dst_rel, "patient": pid}
         if part == TRAIN:

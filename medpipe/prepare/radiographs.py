@@ -5,7 +5,9 @@
   tabulates it);
 - :func:`dicom_summary` and :func:`demographics`: what the DICOM headers held (photometric
   interpretation, transfer syntax, bits stored, rescale, inversion, modality, sizes; sex and age);
-- :func:`header_lines`: the Markdown lines of ``prepare_report.md`` for the last two.
+- :func:`header_lines`: the Markdown lines of ``prepare_report.md`` for the last two;
+- :func:`header_anomalies`: what a radiograph's header lacks or has odd (the record is kept);
+- :func:`example_anomalies`: a few named examples of one kind of anomaly, then how many more.
 
 Records need ``view``, ``label``, ``sex``, ``age``, ``width``/``height`` and ``source`` (the header
 facts of :func:`medpipe.io.dicom.read_dicom` plus the DICOM's ``width``/``height``).
@@ -103,3 +105,35 @@ def header_lines(rep: dict) -> list[str]:
             f"- sex: {counts(demo['sex'])}; age: "
             + (f"{demo['age']['min']}-{demo['age']['max']} (median {demo['age']['median']:g}, "
                f"{demo['age']['missing']} missing)" if demo["age"] else "none")]
+
+
+def header_anomalies(head: dict, views=VIEWS) -> list[tuple[str, str]]:
+    """``(kind, action)`` for what a radiograph's DICOM header lacks or has odd (the record is kept).
+
+    Example:
+        >>> header_anomalies({"modality": "CR", "view": "LL", "age_how": "ok", "age_text": "058Y",
+        ...                   "converted_from": None})
+        [('unexpected_view', "ViewPosition 'LL' (expected AP or PA); kept")]
+    """
+    out = []
+    if head["modality"] is None:
+        out.append(("dicom_header_missing", "no Modality element (read as a radiograph)"))
+    if head["view"] is None:
+        out.append(("dicom_header_missing", "no ViewPosition element (view is null)"))
+    elif head["view"] not in views:
+        out.append(("unexpected_view", f"ViewPosition {head['view']!r} (expected {' or '.join(views)}); kept"))
+    if head["age_how"] in ("invalid", "implausible"):
+        out.append(("age_unreadable", f"PatientAge {head['age_text']!r} is {head['age_how']}; age set to null"))
+    if head["converted_from"]:
+        out.append(("color_dicom", f"{head['converted_from']} colour image; stored as luma"))
+    return out
+
+
+def example_anomalies(anomalies: list, path: str, kind: str, items: list[tuple[str, str]], what: str,
+                      limit: int = 6) -> None:
+    """Append one anomaly per example (at most ``limit``) to ``anomalies``, then one saying how many more."""
+    for key, action in items[:limit]:
+        anomalies.append({"path": path, "kind": kind, "action": f"{key}: {action}"})
+    if len(items) > limit:
+        anomalies.append({"path": path, "kind": kind,
+                          "action": f"... and {len(items) - limit} more {what} (see the report's counts)"})
