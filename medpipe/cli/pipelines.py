@@ -9,6 +9,9 @@ EXAMPLES = """\
       medpipe run pipelines/phe_sich.yaml                                   # synthetic data, offline
       medpipe run pipelines/phe_sich.yaml --src ~/PHE-SICH-CT-IDS --work_dir runs/phe_real
       medpipe run pipelines/phe_sich.yaml --from sich_seg --seg_epochs 20
+      medpipe run pipelines/chest_xray.yaml --kfold all                     # one model per validation fold
+      medpipe run pipelines/pneumonia.yaml --external_src ~/hospital_export # internal vs external
+      medpipe run pipelines/pneumonia.yaml --help                           # a pipeline's steps and parameters
     """
 
 
