@@ -604,10 +604,10 @@ def _point_metrics(t: dict) -> dict:
     return m
 
 
-def _comparison_section(doc: _Doc, run_dirs: dict[str, Path], specs) -> None:
+def _comparison_section(doc: _Doc, run_dirs: dict[str, Path], specs, unit: str = "slices") -> None:
     if len(specs) < 2:  # one bundle on this dataset: nothing could be compared
         return
-    doc.heading(2, "Slice classifiers on the same validation slices")
+    doc.heading(2, f"{'Slice' if unit == 'slices' else 'Image'} classifiers on the same validation {unit}")
     tables = _comparison(run_dirs, specs)
     if len({t["bundle"] for t in tables}) < 2:
         doc.para("Fewer than two slice classifiers have predictions; nothing to compare.")
@@ -631,14 +631,15 @@ def _comparison_section(doc: _Doc, run_dirs: dict[str, Path], specs) -> None:
         body.append([(t["name"], t["rule"]), str(mm["n"])]
                     + [(_value(mm.get(k)), (_ci(cis.get(k)) or UNDEFINED if cis.get(k) else None)
                         if mm.get(k) is not None else None) for k in CLS_KEYS])
-    doc.para(f"{n} slices of {_plural(n_pat, 'patient')}, the same for every row; each value with its 95 % "
+    doc.para(f"{n} {unit} of {_plural(n_pat, 'patient')}, the same for every row; each value with its 95 % "
              f"patient-level bootstrap interval.", cls="note")
     doc.table(body, ["classifier (decision rule)", "n"] + [_LABELS.get(k, k) for k in CLS_KEYS], cls="cmp")
     seg = [t for t in tables if t["name"].endswith("in-sample")]
-    text = ("Probability and box-confidence thresholds are fixed before evaluation. The segmenter needs an area "
-            "threshold A chosen from data: its first row uses the cross-fitted decisions (A chosen on one half of "
-            "the patients, applied to the other), the protocol of the segmenter's own section, so the numbers agree "
-            "with it.")
+    text = "Probability and box-confidence thresholds are fixed before evaluation."
+    if any(sp.task == "segmentation" for sp in specs):
+        text += (" The segmenter needs an area threshold A chosen from data: its first row uses the cross-fitted "
+                 "decisions (A chosen on one half of the patients, applied to the other), the protocol of the "
+                 "segmenter's own section, so the numbers agree with it.")
     if seg:
         text += (" The in-sample row picks A on these very slices and scores them with it: optimistic, shown so that "
                  "the gap between the two protocols is visible (with few patients it can read 1.000 where the "
@@ -1019,7 +1020,7 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
             # per-class heat maps carry two title lines and a colour bar: shown larger than outcome examples
             doc.figures([(p, _example_caption(p)) for p in examples], "examples" if by_outcome else "cams")
 
-    _comparison_section(doc, {n: r for n, (_, r) in kfolds.items()}, specs)
+    _comparison_section(doc, {n: r for n, (_, r) in kfolds.items()}, specs, _unit(rep))
     _paired_section(doc, specs, {n: r for n, (_, r) in kfolds.items()})
     if synthetic:
         doc.para("Data: synthetic (medpipe synth). Published numbers are on the real dataset and not comparable.",
