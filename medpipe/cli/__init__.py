@@ -18,10 +18,10 @@ import signal
 import sys
 import textwrap
 
-from medpipe.cli import bundles, datasets, pipelines
+from medpipe.cli import bundles, datasets, metrics, pipelines
 
 #: command name -> module that adds its parser (``add_parsers``) and runs it (``run``)
-GROUPS = (datasets, bundles, pipelines)
+GROUPS = (datasets, bundles, pipelines, metrics)
 
 
 def _positive_int(s: str) -> int:
