@@ -17,11 +17,13 @@ EXAMPLES = {
         examples:
           medpipe evaluate sich_cls --ckpt_path runs/sich_cls/models/model.pt
           medpipe evaluate cxr14_cls --ckpt_path runs/cxr14_cls/models/model.pt --records test --tta ten_crop
+          medpipe evaluate cxr_pneumonia --ckpt_path runs/cxr_pneumonia/models/model.pt --dataset_dir data/hospital --records test
         """,
     "infer": """\
         examples:
           medpipe infer sich_cls --ckpt_path runs/sich_cls/models/model.pt --input slices/ --output_dir runs/infer
           medpipe infer sich_seg --ckpt_path runs/sich_seg/models/model.pt --input 0001.nii.gz
+          medpipe infer cxr_pneumonia --ckpt_path runs/cxr_pneumonia/models/model.pt --input stage_2_test_images/
         """,
     "export": """\
         examples:
