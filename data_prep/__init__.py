@@ -21,6 +21,7 @@ DATASETS = {
     "cxr14": "data_prep.cxr14:DATASET",
     "rsna-pneumonia": "data_prep.rsna_pneumonia:DATASET",
     "dicom-folder": "data_prep.dicom_folder:DATASET",
+    "ankle-ct": "data_prep.ankle_ct:DATASET",
 }
 
 

@@ -108,7 +108,8 @@ def read_nifti_display_slices(path) -> tuple[np.ndarray, tuple[float, float, flo
     converted with :func:`medpipe.io.orientation.volume_slice_to_display`.
 
     Args:
-        path: NIfTI file (``.nii`` / ``.nii.gz``), 3D (a trailing singleton 4th axis is allowed).
+        path: NIfTI file (``.nii`` / ``.nii.gz``), 3D (a trailing singleton 4th axis is allowed), or an
+            already loaded nibabel image (e.g. one built from a DICOM series).
 
     Returns:
         ``(slices, spacing, canonical_affine)``: ``slices`` float32 ``(K, H, W)`` with the header's
@@ -124,7 +125,7 @@ def read_nifti_display_slices(path) -> tuple[np.ndarray, tuple[float, float, flo
     """
     import nibabel as nib
 
-    img = nib.load(os.fspath(path))
+    img = path if isinstance(path, nib.spatialimages.SpatialImage) else nib.load(os.fspath(path))
     _spatial3d(img, path)
     canon = nib.as_closest_canonical(img)
     data = np.asarray(canon.get_fdata(dtype=np.float32))
