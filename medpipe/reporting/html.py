@@ -453,7 +453,8 @@ _LABELS = {"map50": "box mAP@0.5", "map50_95": "box mAP@0.5:0.95",
            "specificity": "specificity", "auroc": "AUROC", "auroc_mean": "AUROC, mean over classes",
            "auprc_mean": "AUPRC, mean over classes", "f1_macro": "F1, macro average", "f1_micro": "F1, micro average",
            "subset_accuracy": "subset accuracy (all labels right)", "hamming_loss": "Hamming loss",
-           "challenge_map": "RSNA challenge score (mean AP at IoU 0.40-0.75)"}
+           "challenge_map": "RSNA challenge score (mean AP at IoU 0.40-0.75)", "balanced_accuracy": "balanced accuracy",
+           "kappa": "Cohen's kappa"}
 
 
 def _cls_section(spec, run: Path, m: dict) -> dict:
@@ -467,8 +468,16 @@ def _cls_section(spec, run: Path, m: dict) -> dict:
     if isinstance(m.get("auroc_per_class"), dict):
         table += [[f"AUROC {c}", _value(v, per_class_ci.get(c)), _ref(spec, f"auroc_per_class.{c}")]
                   for c, v in m["auroc_per_class"].items()]
-    return {"rows": rows, "table": table, "cis": bool(cis),
-            "note": "" if cis else "No interval: per-slice probabilities of a binary classifier are needed."}
+    vol = m.get("volume_level")
+    if isinstance(vol, dict) and vol:  # slice probabilities averaged per volume: the decision per scan
+        table.append(f"volume level: slice probabilities averaged per volume ({vol.get('n', '?')} volumes)")
+        table += [[_LABELS.get(k, k), _value(vol.get(k)), DASH] for k in spec.headline if k in vol]
+    note = "" if cis else "No interval: per-slice probabilities of a binary classifier are needed."
+    if m.get("absent_classes"):
+        note += (f" Absent from the evaluated set: {', '.join(map(str, m['absent_classes']))}: left out of every macro "
+                 f"average and reported as null, never counted as 0 (counting them as 0 is how a published average "
+                 f"sensitivity can understate a model; `medpipe metrics confusion` prints both).")
+    return {"rows": rows, "table": table, "cis": bool(cis), "note": note.strip()}
 
 
 def _det_section(spec, run: Path, m: dict) -> dict:
