@@ -89,6 +89,12 @@ _XRV = "torchxrayvision DenseNet121 on RSNA (its own split)"
 #: the seed's numbers on an independent hospital's test set (the internal-vs-external drop users ask about)
 _PNEU_EXT = "seed project on an independent hospital's test set"
 
+#: the seed project of the ankle CT classifier: ResNet18 on 2D slices, 7 classes; its "average sensitivity" and
+#: "average specificity" averaged over all 7 classes with an absent class counted as 0 (our macro averages are
+#: over the classes present, absent classes listed and null)
+_ANKLE_SEED = ("seed project (ResNet18, 2D slices; its own split, not ours; its average sensitivity/specificity "
+               "counted an absent class as 0, ours average over the classes present)")
+
 BUNDLES: dict[str, BundleSpec] = {
     "sich_cls": BundleSpec(
         name="sich_cls", title="Slice classifier (sich_cls, ResNet)", engine="monai", task="classification",
@@ -139,6 +145,15 @@ BUNDLES: dict[str, BundleSpec] = {
         plots=("eval/training_curves.png", "eval/confusion_matrix.png", "eval/conf_sweep.png", "eval/boxes/*.png"),
         headline=("map50", "map50_95", "challenge_map", "precision", "recall"),
         min_image_size=32, image_size_multiple=32),
+    "ankle_ct_cls": BundleSpec(
+        name="ankle_ct_cls", title="Ankle CT 7-class slice classifier (ankle_ct_cls, ResNet18 + attention)",
+        engine="monai", task="classification", dataset="ankle-ct", label_key="label",
+        plots=("eval/training_curves.png", "eval/confusion_matrix.png", "eval/roc.png", "eval/gradcam/*.png",
+               "eval/attention/*.png"),
+        headline=("accuracy", "balanced_accuracy", "kappa", "f1", "sensitivity", "specificity"),
+        references={"accuracy": (0.5255, _ANKLE_SEED), "sensitivity": (0.297, _ANKLE_SEED),
+                    "specificity": (0.894, _ANKLE_SEED)},
+        min_image_size=32),
 }
 
 

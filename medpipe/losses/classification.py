@@ -20,7 +20,8 @@ POS_WEIGHT = {"auto": "weighted_loss", "none": "none"}
 
 
 def build_loss(kind: str, data: list[dict] | None = None, imbalance: str = "weighted_loss", num_classes: int = 2,
-               device="cpu", key: str = "label", setting: str = "imbalance") -> torch.nn.Module:
+               device="cpu", key: str = "label", setting: str = "imbalance",
+               label_smoothing: float = 0.0) -> torch.nn.Module:
     """The training loss for ``kind`` labels.
 
     Args:
@@ -35,6 +36,7 @@ def build_loss(kind: str, data: list[dict] | None = None, imbalance: str = "weig
         key: the record key holding the label.
         setting: the config setting that chose ``imbalance`` (``imbalance`` or ``pos_weight``), for
             messages.
+        label_smoothing: binary/multiclass: cross-entropy label smoothing in [0, 1) (0: none).
 
     Example:
         >>> build_loss("multiclass", [{"label": 0}, {"label": 2}, {"label": 2}], num_classes=3).weight.shape
@@ -61,5 +63,7 @@ def build_loss(kind: str, data: list[dict] | None = None, imbalance: str = "weig
         return torch.nn.BCEWithLogitsLoss(pos_weight=pw)
     if kind in ("binary", "multiclass"):
         w = class_weights(data, key, num_classes).to(device) if weighted else None
-        return torch.nn.CrossEntropyLoss(weight=w)
+        if not 0.0 <= float(label_smoothing or 0.0) < 1.0:
+            raise UserError(f"--label_smoothing {label_smoothing}: choose a value in [0, 1), e.g. 0.1 (0: none).")
+        return torch.nn.CrossEntropyLoss(weight=w, label_smoothing=float(label_smoothing or 0.0))
     raise UserError(f"label kind {kind!r}: a classification bundle needs binary, multiclass or multilabel labels.")

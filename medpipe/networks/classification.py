@@ -30,6 +30,10 @@ CAM_LAYERS = {
     "efficientnet_b0": {"last": "features.8", "stride16": "features.5"},
     "xception": {"last": "act4", "stride16": "block11"},
     "inception_v3": {"last": "Mixed_7c", "stride16": "Mixed_6e"},
+    # ResNets with a spatial attention map before the pooling (:class:`AttentionClassifier`): ``last``
+    # is the attention-weighted layer4 output (an identity module, so hooks see features * map)
+    "resnet18_attention": {"last": "attended", "stride16": "layer3"},
+    "resnet34_attention": {"last": "attended", "stride16": "layer3"},
 }
 #: smallest input side each network accepts (Inception-V3's stem and pooling need 75 px)
 MIN_INPUT = {"inception_v3": 75}
@@ -71,6 +75,52 @@ def _first_conv_to(model: nn.Module, attr_path: str, in_channels: int) -> None:
         setattr(parent, last, new)
 
 
+class AttentionClassifier(nn.Module):
+    """A torchvision ResNet with a spatial attention module before global pooling.
+
+    ``features = layer4(...)``; ``a = sigmoid(conv1x1(features))`` (one channel); the logits are
+    ``fc(avgpool(features * a))``. ``forward`` returns the logits only (one tensor: what losses,
+    exports and Grad-CAM expect); :meth:`attention` returns the map ``(B, 1, h, w)`` (stride 32) for
+    overlays. Module names follow torchvision's ResNet (``conv1``, ``layer1``... ``fc.1``), so ResNet
+    checkpoints load with :func:`load_pretrained`; ``attended`` is an identity on ``features * a``
+    (the layer Grad-CAM reads as ``last``).
+
+    Example:
+        >>> net = build_classifier("resnet18_attention", num_classes=7).eval()
+        >>> net(torch.zeros(2, 1, 64, 64)).shape, net.attention(torch.zeros(2, 1, 64, 64)).shape
+        (torch.Size([2, 7]), torch.Size([2, 1, 2, 2]))
+    """
+
+    def __init__(self, backbone: str = "resnet18", in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0):
+        super().__init__()
+        import torchvision
+
+        base = getattr(torchvision.models, backbone)(weights=None)
+        _first_conv_to(base, "conv1", in_channels)
+        self.conv1, self.bn1, self.relu, self.maxpool = base.conv1, base.bn1, base.relu, base.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = base.layer1, base.layer2, base.layer3, base.layer4
+        channels = base.fc.in_features
+        self.attention_conv = nn.Conv2d(channels, 1, kernel_size=1)
+        self.attended = nn.Identity()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, num_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer4 features ``(B, C, h, w)``."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention map ``(B, 1, h, w)`` in [0, 1] at the layer4 resolution (input / 32)."""
+        return torch.sigmoid(self.attention_conv(self.features(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x)
+        a = torch.sigmoid(self.attention_conv(f))
+        z = self.avgpool(self.attended(f * a))
+        return self.fc(torch.flatten(z, 1))
+
+
 def build_classifier(name: str = "resnet18", in_channels: int = 1, num_classes: int = 2,
                      pretrained_path: str | None = None, dropout: float = 0.0,
                      input_size: int | None = None) -> nn.Module:
@@ -79,7 +129,8 @@ def build_classifier(name: str = "resnet18", in_channels: int = 1, num_classes: 
     Args:
         name: one of :data:`CLASSIFIERS` (``resnet18``, ``resnet34``, ``resnet50``, ``densenet121``,
             ``efficientnet_b0``, ``xception``, ``inception_v3``: torchvision's, without the auxiliary
-            head, input at least 75 px; 299 as published).
+            head, input at least 75 px; 299 as published; ``resnet18_attention``, ``resnet34_attention``:
+            :class:`AttentionClassifier`).
         in_channels: input channels (1 for CT slices and radiographs).
         num_classes: output logits.
         pretrained_path: optional local state_dict to start from (never downloaded).
@@ -101,7 +152,9 @@ def build_classifier(name: str = "resnet18", in_channels: int = 1, num_classes: 
 
         raise UserError(f"--image_size {input_size}: {name} needs images of at least {MIN_INPUT[name]} px "
                         f"(published at 299); use a larger --image_size or another --network_name.")
-    if name in ("resnet18", "resnet34", "resnet50"):
+    if name in ("resnet18_attention", "resnet34_attention"):
+        model = AttentionClassifier(name.removesuffix("_attention"), in_channels, num_classes, dropout)
+    elif name in ("resnet18", "resnet34", "resnet50"):
         model = getattr(torchvision.models, name)(weights=None)
         _first_conv_to(model, "conv1", in_channels)
         model.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(model.fc.in_features, num_classes))

@@ -40,6 +40,8 @@ BUNDLE_ROWS = {
     # the YOLO engine of sich_det on the RSNA opacity boxes; one torch thread as for sich_det
     "cxr_pneumonia_det": {"train": ["--image_size", "64", "--batch_size", "4"], "runtime": ["--threads", "1"],
                           "ddp": False},
+    # ResNet18 + attention on 32-px slices (area-resized from the 64-px synthetic ankles)
+    "ankle_ct_cls": {"train": ["--image_size", "32", "--batch_size", "8"], "runtime": [], "ddp": True},
 }
 #: how each registered dataset is made tiny: its synthesizer's options, then prepare's
 TINY_DATASETS = {
@@ -47,6 +49,7 @@ TINY_DATASETS = {
                  "prepare": {"folds": 3}},
     "cxr14": {"synth": {"patients": 15, "size": 64, "seed": 1}, "prepare": {"folds": 3}},
     "rsna-pneumonia": {"synth": {"patients": 15, "size": 64, "seed": 1}, "prepare": {"folds": 3, "test_size": 3}},
+    "ankle-ct": {"synth": {"patients": 10, "size": 64, "seed": 1, "slices": 8}, "prepare": {"folds": 3}},
 }
 
 GUARD = '''

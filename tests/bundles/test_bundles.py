@@ -147,7 +147,8 @@ def test_infer_with_monai_bundle_from_the_checkpoint_alone(trained_bundle, tiny_
     else:
         import nibabel as nib
 
-        inp = sorted((data.parent / "raw/SubdatasetA_NIFIT/NIFIT/set").glob("*.nii.gz"))[0]
+        inp = (sorted((data.parent / "raw/SubdatasetA_NIFIT/NIFIT/set").glob("*.nii.gz"))
+               or sorted((data.parent / "raw").rglob("*.nii.gz")))[0]  # PHE-SICH's layout, else any (ankle-ct)
         n = nib.load(inp).shape[2]
     proc = run_bundle(["monai.bundle", "run", "--config_file", f"bundles/{name}/configs/inference.json",
                        "--ckpt_path", str(run / "models/model.pt"), "--input", str(inp), "--output_dir", str(tmp_path),
@@ -368,6 +369,12 @@ def test_export_and_the_readme_lines_that_use_it(trained_bundle, tiny_dataset, t
         row = next(csv.DictReader(open(out / "predictions.csv")))
         assert env["prob"][0, -1] == pytest.approx(float(row["probability"]), abs=1e-4)
         assert int(env["positive"]) == int(row["prediction"])
+        assert np.abs(env["logits_ts"] - env["logits"]).max() <= 1e-4
+    elif name == "ankle_ct_cls":  # 7-class softmax: every class's probability as the bundle's inference writes it
+        row = next(csv.DictReader(open(out / "predictions.csv")))
+        names = read_json(run / "models/model.json")["settings"]["class_names"]
+        np.testing.assert_allclose(env["prob"][0], [float(row[f"p_{c}"]) for c in names], atol=1e-4)
+        assert names[int(env["prob"][0].argmax())] == row["prediction_name"]
         assert np.abs(env["logits_ts"] - env["logits"]).max() <= 1e-4
     elif name == "sich_seg":
         from PIL import Image
