@@ -464,15 +464,22 @@ def _cls_section(spec, run: Path, m: dict) -> dict:
     per_class_ci = m.get("auroc_ci_per_class") or {}
     if m.get("auroc_mean_ci"):  # multi-label: patient-level intervals computed by the evaluation
         cis = {**cis, "auroc_mean": m["auroc_mean_ci"]}
-    table = [[_LABELS.get(k, k), _value(m.get(k), cis.get(k)), _ref(spec, k)] for k in spec.headline]
+    labels = dict(_LABELS)
+    if m.get("kind") == "multiclass":  # macro averages over the classes present in the evaluated set
+        labels.update({"sensitivity": "sensitivity, macro over present classes",
+                       "specificity": "specificity, macro over present classes",
+                       "precision": "precision, macro over present classes", "f1": "F1, macro over present classes"})
+    table = [[labels.get(k, k), _value(m.get(k), cis.get(k)), _ref(spec, k)] for k in spec.headline]
     if isinstance(m.get("auroc_per_class"), dict):
         table += [[f"AUROC {c}", _value(v, per_class_ci.get(c)), _ref(spec, f"auroc_per_class.{c}")]
                   for c, v in m["auroc_per_class"].items()]
     vol = m.get("volume_level")
     if isinstance(vol, dict) and vol:  # slice probabilities averaged per volume: the decision per scan
         table.append(f"volume level: slice probabilities averaged per volume ({vol.get('n', '?')} volumes)")
-        table += [[_LABELS.get(k, k), _value(vol.get(k)), DASH] for k in spec.headline if k in vol]
-    note = "" if cis else "No interval: per-slice probabilities of a binary classifier are needed."
+        table += [[labels.get(k, k), _value(vol.get(k)), DASH] for k in spec.headline if k in vol]
+    note = "" if cis else ("No interval: bootstrap intervals are computed for binary and multi-label classifiers, "
+                           "not yet for multi-class ones." if m.get("kind") == "multiclass" else
+                           "No interval: per-slice probabilities of a binary classifier are needed.")
     if m.get("absent_classes"):
         note += (f" Absent from the evaluated set: {', '.join(map(str, m['absent_classes']))}: left out of every macro "
                  f"average and reported as null, never counted as 0 (counting them as 0 is how a published average "

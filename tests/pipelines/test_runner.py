@@ -199,3 +199,16 @@ def test_pneumonia_pipeline_dry_run_passes_dataset_options_and_evaluates_elsewhe
     assert f"medpipe evaluate cxr_pneumonia --ckpt_path {ckpt} --dataset_dir data/rsna-pneumonia --records test " \
            f"--output_dir {tmp_path / 'w/cxr_pneumonia/eval-test'}" in out
     assert f"--dataset_dir data/hospital --records test --output_dir {tmp_path / 'w/cxr_pneumonia/eval-external'}" in out
+
+
+def test_ankle_pipeline_parses_and_passes_the_manifest_only_when_given(tmp_path, capfd):
+    p = load_pipeline(REPO / "pipelines/ankle_ct.yaml", {"work_dir": str(tmp_path / "w")})
+    assert [s.id for s in p.steps] == ["synth", "prepare", "ankle_ct_cls", "report"]
+    assert PipelineRunner(p, dry_run=True).run() == 0
+    assert "--manifest" not in capfd.readouterr().out  # null: prepare finds labels.csv under --src
+    p = load_pipeline(REPO / "pipelines/ankle_ct.yaml", {"work_dir": str(tmp_path / "w"), "src": "scans",
+                                                          "manifest": "scans/table.xlsx"})
+    assert PipelineRunner(p, dry_run=True).run() == 0
+    out = capfd.readouterr().out
+    assert "medpipe prepare ankle-ct --src scans" in out and "--manifest scans/table.xlsx" in out
+    assert "synth: skipped" in out
