@@ -354,22 +354,15 @@ class DicomFolderConverter(Converter):
         import medpipe.io.dicom  # noqa: F401
 
     def convert(self, unit, src: str, out: str) -> UnitResult:
-        from medpipe.io.dicom import DicomError, read_dicom
-        from medpipe.prepare.cache import store_gray_png
-
         o = self.options
         res = UnitResult()
         rel = unit["rel"]
-        try:
-            img, head = read_dicom(os.path.join(src, rel), modalities=L.modality_list(o["modalities"]),
-                                   intensity=o["intensity"])
-        except DicomError as e:
-            res.skipped.append({"path": rel, "kind": e.kind, "reason": str(e).split(": ", 1)[-1]})
-            return res
         dst_rel = f"{L.IMAGES_DIR}/{unit['stem']}.png"
-        sw, sh, resized = store_gray_png(img, os.path.join(out, dst_rel), o["cache_size"])
-        res.links["cached" if resized else "converted"] += 1
-        res.used = 1
+        done = R.convert_dicom(res, src, rel, out, dst_rel, L.modality_list(o["modalities"]), o["intensity"],
+                               o["cache_size"])
+        if done is None:
+            return res
+        img, head, sw, sh = done
         res.anomalies += [{"path": rel, "kind": kind, "action": why}
                           for kind, why in R.header_anomalies(head, L.VIEWS)]
         h0, w0 = img.shape

@@ -29,7 +29,6 @@ Record keys: ``image`` (PNG, relative to the output), ``patient``, ``label``, ``
 
 from __future__ import annotations
 
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -296,21 +295,14 @@ class RsnaPneumoniaConverter(Converter):
         import medpipe.metrics.localization  # noqa: F401
 
     def convert(self, unit, src: str, out: str) -> UnitResult:
-        from medpipe.io.dicom import DicomError, read_dicom
-        from medpipe.prepare.cache import store_gray_png
-
         o = self.options
         res = UnitResult()
         part, pid, rel = unit[:3]
-        try:
-            img, head = read_dicom(os.path.join(src, rel), modalities=L.MODALITIES, intensity=o["intensity"])
-        except DicomError as e:
-            res.skipped.append({"path": rel, "kind": e.kind, "reason": str(e).split(": ", 1)[-1]})
-            return res
         dst_rel = f"{'images' if part == TRAIN else INFER}/{pid}.png"
-        sw, sh, resized = store_gray_png(img, os.path.join(out, dst_rel), o["cache_size"])
-        res.links["cached" if resized else "converted"] += 1
-        res.used = 1
+        done = R.convert_dicom(res, src, rel, out, dst_rel, L.MODALITIES, o["intensity"], o["cache_size"])
+        if done is None:
+            return res
+        img, head, sw, sh = done
         h0, w0 = img.shape
         found = R.header_anomalies(head, L.VIEWS)
         if head["patient_id"] is not None and head["patient_id"] != pid:

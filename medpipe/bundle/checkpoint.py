@@ -10,7 +10,7 @@ is refused by :func:`check_consistent` (and, before anything runs, by the ``medp
 
 Layout of the file::
 
-    {"format": "medpipe-model/1", "bundle": "sich_seg", "medpipe_version": "0.2.0",
+    {"format": "medpipe-model/1", "bundle": "BUNDLE", "medpipe_version": "0.2.0",
      "settings": {"image_size": 64, "network_name": "dynunet", "class_names": [...], ...},
      "network": {"name": "dynunet", "in_channels": 1, ...},
      "dataset": {"dir": "...", "datalist_sha256": "..."}, "written": "2026-11-30T12:00:00"}
@@ -115,7 +115,7 @@ def load_settings(ckpt_path: str | os.PathLike, bundle: str | None = None) -> di
     Example:
         In ``inference.json``::
 
-            "trained": "$medpipe.bundle.checkpoint.load_settings(@ckpt_path, 'sich_cls')",
+            "trained": "$medpipe.bundle.checkpoint.load_settings(@ckpt_path, @engine#bundle_name)",
             "image_size": "$@trained['image_size']",
             "threshold": "$@trained['decision'].get('threshold', 0.5)"
     """

@@ -7,7 +7,9 @@
   interpretation, transfer syntax, bits stored, rescale, inversion, modality, sizes; sex and age);
 - :func:`header_lines`: the Markdown lines of ``prepare_report.md`` for the last two;
 - :func:`header_anomalies`: what a radiograph's header lacks or has odd (the record is kept);
-- :func:`example_anomalies`: a few named examples of one kind of anomaly, then how many more.
+- :func:`example_anomalies`: a few named examples of one kind of anomaly, then how many more;
+- :func:`convert_dicom`: one DICOM read into a stored 8-bit PNG inside a converter's worker, a bad
+  file skipped with its reason.
 
 Records need ``view``, ``label``, ``sex``, ``age``, ``width``/``height`` and ``source`` (the header
 facts of :func:`medpipe.io.dicom.read_dicom` plus the DICOM's ``width``/``height``).
@@ -137,3 +139,27 @@ def example_anomalies(anomalies: list, path: str, kind: str, items: list[tuple[s
     if len(items) > limit:
         anomalies.append({"path": path, "kind": kind,
                           "action": f"... and {len(items) - limit} more {what} (see the report's counts)"})
+
+
+def convert_dicom(res, src: str, rel: str, out: str, dst_rel: str, modalities, intensity: str, cache_size):
+    """Read ``src/rel`` (:func:`medpipe.io.dicom.read_dicom`) and store it as ``out/dst_rel`` (a gray PNG,
+    resized to ``cache_size`` when set), counting it in ``res`` (a :class:`~medpipe.prepare.converter.UnitResult`).
+
+    Returns:
+        ``(image, head, stored_width, stored_height)``, or None when the file was skipped (the reason is
+        in ``res.skipped``).
+    """
+    import os
+
+    from medpipe.io.dicom import DicomError, read_dicom
+    from medpipe.prepare.cache import store_gray_png
+
+    try:
+        img, head = read_dicom(os.path.join(src, rel), modalities=modalities, intensity=intensity)
+    except DicomError as e:
+        res.skipped.append({"path": rel, "kind": e.kind, "reason": str(e).split(": ", 1)[-1]})
+        return None
+    sw, sh, resized = store_gray_png(img, os.path.join(out, dst_rel), cache_size)
+    res.links["cached" if resized else "converted"] += 1
+    res.used = 1
+    return img, head, sw, sh

@@ -33,8 +33,8 @@ def tensorboard_command(runs: Sequence[tuple[str, str | os.PathLike]]) -> str:
     keeps up to 200, so every validation's overlay grid can be stepped through.
 
     Example:
-        >>> tensorboard_command([("sich_seg", "/r/sich_seg/tb")]).split(" --logdir_spec ")[1]
-        'sich_seg:/r/sich_seg/tb --samples_per_plugin images=200 --host 127.0.0.1 --port 6006'
+        >>> tensorboard_command([("my_bundle", "/r/my_bundle/tb")]).split(" --logdir_spec ")[1]
+        'my_bundle:/r/my_bundle/tb --samples_per_plugin images=200 --host 127.0.0.1 --port 6006'
     """
     py = Path(sys.executable).absolute()  # not resolved: a venv's python is a link to the base interpreter
     exe = py.parent / "tensorboard"
