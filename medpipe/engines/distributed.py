@@ -98,11 +98,23 @@ def barrier() -> None:
 
 
 def teardown() -> None:
-    """Leave the process group if one was joined."""
+    """Leave the process group if one was joined, all ranks together.
+
+    The barrier keeps every rank in the group until rank 0 has written its last checkpoint and
+    logs: a rank that leaves and exits early cannot take a slower rank's unsaved work down with it
+    (torchrun stops every rank when one exits abnormally). After leaving, a garbage collection
+    releases the collective work objects gloo still holds while the interpreter is fully alive;
+    freeing them during interpreter shutdown can abort the process (pytorch/pytorch#179291).
+    """
+    import gc
+
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
+        gc.collect()
 
 
 def broadcast_flag(flag: bool) -> bool:
