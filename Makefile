@@ -33,6 +33,7 @@ demo: install
 	@$(PY) -m medpipe.reporting.summary data/phe-sich runs/demo/sich_cls runs/demo/sich_det runs/demo/sich_seg
 	$(VENV)/bin/medpipe run pipelines/chest_xray.yaml --work_dir runs/demo/chest_xray
 	$(VENV)/bin/medpipe run pipelines/pneumonia.yaml --work_dir runs/demo/pneumonia
+	$(VENV)/bin/medpipe run pipelines/ankle_ct.yaml --work_dir runs/demo/ankle_ct --synth_patients 40 --epochs 10
 
 test: install
 	$(PY) -m pytest -q tests

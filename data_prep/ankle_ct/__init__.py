@@ -36,7 +36,7 @@ DATASET = DatasetSpec(
             "(image, label 0-6 or class name, patient[, side, slices]) -> bone-windowed axial slices, 7 classes",
     description="Ankle CT axial slices prepared by medpipe: bone window, RAS-canonical radiological slices, "
                 "7-class label per image from the user's manifest",
-    version="1",
+    version="2",
     converter="data_prep.ankle_ct.convert:AnkleCtConverter",
     tasks={"label": Task("multiclass", L.CLASS_NAMES)},
     input=InputSpec(modality="CT", channels=1, window=L.BONE_WINDOW, orientation=L.ORIENTATION,

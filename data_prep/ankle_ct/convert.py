@@ -20,7 +20,9 @@
 
 Record keys: ``image`` (PNG), ``patient``, ``label`` (0..6), ``label_value`` (as the manifest wrote
 it), ``volume`` (the manifest's image path: the source id), ``slice`` (axial index in the RAS
-volume, 0 for a 2D slice), ``side`` (``L``/``R``/None), ``mirrored``, ``spacing`` (stored ``[slice,
+volume, 0 for a 2D slice), ``volume_image`` (for a volume: its kept slices, windowed and resampled
+like the PNGs, as one ``volumes/*.npz`` array ``(slices, rows, columns)`` uint8: what a 3-D model
+reads; absent for a 2D slice), ``side`` (``L``/``R``/None), ``mirrored``, ``spacing`` (stored ``[slice,
 row, column]`` mm; None for a PNG), ``width``/``height``, ``source`` (``path``, ``kind``, manifest
 ``lines``, ``spacing`` as read, ``shape``).
 """
@@ -143,7 +145,7 @@ def read_volume(path: str, kind: str):
 class AnkleCtConverter(Converter):
     """Manifest rows joined to NIfTI volumes, DICOM series or 2D slices; slices stored bone-windowed."""
 
-    folders = (L.IMAGES_DIR,)
+    folders = (L.IMAGES_DIR, L.VOLUMES_DIR)
     skip_words = {
         "not_in_manifest": "file that no manifest row names",
         "not_in_series": "file in a DICOM series folder that is not part of its series",
@@ -336,6 +338,9 @@ class AnkleCtConverter(Converter):
         window = (o["window_level"], o["window_width"])
         target = o["spacing"]
         stored_spacing = spacing
+        volume_image = f"{L.VOLUMES_DIR}/{L.volume_stem(unit['patient'], unit['image'])}.npz" \
+            if unit["kind"] != "png" else None
+        planes = []
         for k in keep:
             img = stack[k] if windowed else window_to_uint8(stack[k], window)
             if mirror:
@@ -349,6 +354,8 @@ class AnkleCtConverter(Converter):
                 stored_spacing = [spacing[0], spacing[1] * h / size[1], spacing[2] * w / size[0]]
             dst = f"{L.IMAGES_DIR}/{L.slice_stem(unit['patient'], unit['image'], k)}.png"
             sw, sh, _ = store_gray_png(pil, os.path.join(out, dst))
+            if volume_image:
+                planes.append(np.asarray(pil))
             res.records.append({
                 "image": dst, "patient": unit["patient"], "label": unit["label"], "label_value": unit["value"],
                 "volume": unit["image"], "slice": k, "side": unit["side"], "mirrored": mirror,
@@ -357,7 +364,11 @@ class AnkleCtConverter(Converter):
                 "source": {"path": unit["image"], "kind": unit["kind"], "lines": unit["lines"],
                            "spacing": None if src_spacing is None else [round(float(s), 6) for s in src_spacing],
                            "slices": n},
+                **({"volume_image": volume_image} if volume_image else {}),
             })
+        if volume_image:
+            # the kept slices in one array (slices, rows, columns): every slice has the same in-plane size
+            np.savez_compressed(os.path.join(out, volume_image), volume=np.stack(planes))
         res.links["written"] += len(res.records)
         if rest:
             skip("not_in_series", "in the series folder but not part of its DICOM series", files=rest)
@@ -392,6 +403,10 @@ class AnkleCtConverter(Converter):
 
     def outputs(self) -> list[str]:
         return ["datalist.json", LABELS_CSV, "prepare_report.md"]
+
+    def input_extra(self) -> dict:
+        """The window this preparation used: inference converts volumes with it, not the default."""
+        return {"window": [self.options["window_level"], self.options["window_width"]]}
 
     def datalist_extra(self) -> dict:
         o = self.options

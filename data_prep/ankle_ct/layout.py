@@ -56,6 +56,8 @@ IMAGE_SUFFIXES = (".png",)
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
 
 IMAGES_DIR = "images"
+#: where the whole (windowed, resampled, mirrored) volumes go, one ``.npz`` per image: what 3-D models train on
+VOLUMES_DIR = "volumes"
 #: a stored slice's stem: ``<patient>__<volume tag>_<slice>``
 STEM_PATTERN = r"^(?P<patient>.+?)__.+_(?P<slice>\d+)$"
 
@@ -167,6 +169,11 @@ def volume_tag(image: str) -> str:
 def slice_stem(patient: str, image: str, k: int) -> str:
     """Stored name (without ``.png``) of slice ``k`` of a manifest image: ``<patient>__<tag>_<kkk>``."""
     return f"{safe_stem(patient)}__{volume_tag(image)}_{k:03d}"
+
+
+def volume_stem(patient: str, image: str) -> str:
+    """Stored name (without ``.npz``) of a manifest image's whole volume: ``<patient>__<tag>``."""
+    return f"{safe_stem(patient)}__{volume_tag(image)}"
 
 
 def normalize_image_path(value) -> str:

@@ -41,8 +41,26 @@ def inference_network(bundle: str, ckpt_path: str, overrides: dict | None = None
 
     load_weights(net, str(ckpt_path), drop)
     net.eval()
-    h, w = trained.get("patch_size") or [trained["image_size"]] * 2
-    return net, [1, int(trained.get("in_channels", 1)), int(h), int(w)]
+    return net, input_shape(trained)
+
+
+def input_shape(settings: dict) -> list[int]:
+    """The ``[1, C, (D,) H, W]`` input a trained network is traced/exported with, from its checkpoint settings.
+
+    A segmenter runs patch by patch (its ``patch_size``); a classifier sees ``image_size`` squares, or
+    ``image_depth`` x ``image_size`` x ``image_size`` volumes when it was trained with ``spatial_dims`` 3.
+
+    Example:
+        >>> input_shape({"image_size": 64, "in_channels": 1}), input_shape({"image_size": 64, "spatial_dims": 3, "image_depth": 16})
+        ([1, 1, 64, 64], [1, 1, 16, 64, 64])
+    """
+    c = int(settings.get("in_channels", 1) or 1)
+    if settings.get("patch_size"):
+        return [1, c, *(int(v) for v in settings["patch_size"])]
+    size = int(settings["image_size"])
+    if int(settings.get("spatial_dims", 2) or 2) == 3:
+        return [1, c, int(settings["image_depth"]), size, size]
+    return [1, c, size, size]
 
 
 def check_parity(bundle: str, ckpt_path: str, exported: str, fmt: str, overrides: dict | None = None,
@@ -111,8 +129,7 @@ def export(bundle: str, ckpt_path: str, fmt: str, output: str | None = None, ove
     # a segmenter is run patch by patch (sliding window): trace it at its patch size, and let the ONNX
     # graph take any height and width (the network is fully convolutional)
     seg = spec.task == "segmentation"
-    h, w = settings["patch_size"] if seg and settings.get("patch_size") else [settings["image_size"]] * 2
-    shape = f"[1,{int(settings.get('in_channels', 1))},{int(h)},{int(w)}]"
+    shape = "[" + ",".join(str(v) for v in input_shape(settings)) + "]"
     ov.pop("ckpt_path", None)
     ov["ckpt_path"] = str(ckpt)
     if fmt == "torchscript":

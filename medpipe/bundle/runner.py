@@ -184,7 +184,9 @@ def prepare_run(action: str, bundle: str, overrides: dict[str, str]) -> tuple[li
 
         if "input" not in values:
             raise UserError("--input is required: a folder of slices, one slice, or a .nii/.nii.gz volume.")
-        list_inputs(values["input"], facts["sidecar"]["settings"].get("input_spec"))
+        settings = facts["sidecar"]["settings"]
+        list_inputs(values["input"], settings.get("input_spec"),
+                    level="volume" if int(settings.get("spatial_dims", 2) or 2) == 3 else "slice")
     facts["output_dir"] = _default_output_dir(raw, values)
     return files, ov, facts
 

@@ -125,8 +125,47 @@ def _records(dl: dict, split: str, fold: int, dataset_dir) -> list[dict]:
     return list(train) + list(dl.get("test", []))
 
 
+#: what a record stands for: one 2D image, or one whole volume (a 3-D model's input)
+LEVELS = ("slice", "volume")
+
+
+def volume_records(records: list[dict], dataset_dir="the dataset") -> list[dict]:
+    """Slice records grouped into one record per volume, for 3-D models.
+
+    A volume record is the first slice record of its volume (``volume`` key: the source image)
+    with ``image`` replaced by the slice record's ``volume_image`` (the stored ``(slices, rows,
+    columns)`` array ``medpipe prepare`` wrote) and ``slices`` its number of stored slices; the
+    slice-only keys (``slice``, ``width``, ``height``) are dropped. Order: first appearance.
+
+    Raises:
+        DataError: records with no ``volume_image`` (2D slice input, or a dataset prepared before
+            volumes were stored), naming the first and the count.
+
+    Example:
+        >>> recs = [{"image": "a0.png", "volume": "a.nii", "volume_image": "volumes/a.npz", "slice": k,
+        ...          "label": 2} for k in range(3)]
+        >>> volume_records(recs)
+        [{'image': 'volumes/a.npz', 'volume': 'a.nii', 'label': 2, 'slices': 3}]
+    """
+    missing = [r for r in records if not r.get("volume_image")]
+    if missing:
+        raise DataError(f"{dataset_dir}: {len(missing)} of {len(records)} records (e.g. {missing[0].get('image', '?')}) "
+                        f"have no stored volume: they come from 2D slice files, or the dataset was prepared "
+                        f"before volumes were stored. Re-run `medpipe prepare` on volumes (NIfTI or DICOM "
+                        f"series), or train on slices (--spatial_dims 2).")
+    out: dict[str, dict] = {}
+    for r in records:
+        key = r["volume_image"]
+        if key not in out:
+            v = {k: val for k, val in r.items() if k not in ("image", "volume_image", "slice", "width", "height")}
+            out[key] = {"image": key, **v, "slices": 0}
+        out[key]["slices"] += 1
+    return list(out.values())
+
+
 def load_split(dataset_dir, fold: int = 0, split: str = "train", task: str | None = None,
-               limit: int | None = None, scalars_only: bool = True, label_key: str | None = None) -> list[dict]:
+               limit: int | None = None, scalars_only: bool = True, label_key: str | None = None,
+               level: str = "slice") -> list[dict]:
     """Records of one split of a prepared dataset, with absolute paths and the engine's ``label``.
 
     Args:
@@ -138,6 +177,8 @@ def load_split(dataset_dir, fold: int = 0, split: str = "train", task: str | Non
         limit: keep only the first N records (smoke tests).
         scalars_only: drop list/dict/None values (boxes, source paths, spacing) and keys that not
             every record has, so that batches collate (the learned label is always kept).
+        level: ``slice`` (the prepared records as they are) or ``volume`` (one record per stored
+            volume: :func:`volume_records`; ``limit`` then counts volumes).
         label_key: the record key the bundle learns: ``label`` (int class), ``labels`` (multi-label
             0/1 list, given to the engine as a float32 vector under ``label``, the original list
             kept as ``labels``), ``mask`` (the mask path becomes ``label``; the slice's class goes
@@ -158,6 +199,10 @@ def load_split(dataset_dir, fold: int = 0, split: str = "train", task: str | Non
     if k and not 0 <= int(fold) < k:
         raise DataError(f"--fold {fold}: {dataset_dir}/datalist.json has folds 0..{k - 1}; pass --fold in that range.")
     recs = _records(dl, split, fold, dataset_dir)
+    if level not in LEVELS:
+        raise DataError(f"level {level!r}: expected one of {', '.join(LEVELS)}")
+    if level == "volume":
+        recs = volume_records(recs, f"{dataset_dir}/datalist.json")
     base = Path(dataset_dir).resolve()
     out = []
     for r in recs[:limit] if limit else recs:
@@ -209,7 +254,7 @@ def parse_records(records: str | int, num_folds: int | None = None) -> tuple[str
 
 
 def select_records(dataset_dir, records: str = "val", fold: int = 0, label_key: str | None = None,
-                   limit: int | None = None, scalars_only: bool = True) -> list[dict]:
+                   limit: int | None = None, scalars_only: bool = True, level: str = "slice") -> list[dict]:
     """Records to evaluate: ``records`` as in :func:`parse_records` (``val`` = fold ``fold``).
 
     ``scalars_only=False`` keeps list/dict values (boxes, e.g. the NIH boxes a localisation score
@@ -218,7 +263,7 @@ def select_records(dataset_dir, records: str = "val", fold: int = 0, label_key: 
     dl = load_datalist(dataset_dir)
     split, f = parse_records(records, int(dl.get("num_folds", 0) or 0) or None)
     return load_split(dataset_dir, fold if f is None else f, split, limit=limit, label_key=label_key,
-                      scalars_only=scalars_only)
+                      scalars_only=scalars_only, level=level)
 
 
 def check_same_labels(dataset_dir, label_key: str, trained: dict, ckpt_path: str = "the checkpoint") -> dict:

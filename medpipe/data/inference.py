@@ -61,7 +61,29 @@ def _name_slice(stem: str, index: int, spec: dict) -> tuple[str, int]:
     return patient, int(sl) if sl is not None and sl.isdigit() else index
 
 
-def list_inputs(path: str | os.PathLike, input_spec: dict | None = None) -> list[dict]:
+def _volume_name(p: Path) -> str:
+    return p.name[: -len(".nii.gz")] if p.name.lower().endswith(".nii.gz") else p.stem
+
+
+def _read_volume(p: Path, spec: dict):
+    """The windowed uint8 axial slices ``(K, H, W)`` of a NIfTI volume, as ``medpipe prepare`` cuts them."""
+    import numpy as np
+
+    window = spec.get("window")
+    if not window:
+        raise DataError(f"--input {p}: a volume, but this model was trained on 8-bit slices whose dataset "
+                        f"declares no HU window to convert volumes with. Give the 2D slices instead.")
+    from medpipe.io.ct import window_to_uint8
+    from medpipe.io.masks import read_nifti_display_slices
+
+    try:
+        slices, _spacing, _ = read_nifti_display_slices(str(p))
+    except Exception as e:  # noqa: BLE001 - nibabel raises many kinds for a bad file
+        raise DataError(f"--input {p}: not a readable NIfTI volume ({type(e).__name__}: {e}).") from e
+    return np.stack([window_to_uint8(s, tuple(window)) for s in slices])
+
+
+def list_inputs(path: str | os.PathLike, input_spec: dict | None = None, level: str = "slice") -> list[dict]:
     """Records to run inference on.
 
     Args:
@@ -71,6 +93,10 @@ def list_inputs(path: str | os.PathLike, input_spec: dict | None = None) -> list
             ``slice_pattern`` (a regex with ``patient``/``slice`` groups) and ``patient_format``
             to name slice files. Without a pattern a file's stem is its patient and the running
             index its slice.
+        level: ``slice`` (2D models: a volume gives one record per axial slice, with ``volume`` naming
+            the file so that slice predictions can be averaged per volume) or ``volume`` (3-D models:
+            one record per NIfTI volume, ``path`` a volume or a folder of volumes, the image a
+            ``(1, K, H, W)`` uint8 array).
 
     Returns:
         Records with ``image`` (a path, or a uint8 array for volume slices), ``image_path``
@@ -87,21 +113,18 @@ def list_inputs(path: str | os.PathLike, input_spec: dict | None = None) -> list
     if not p.exists():
         raise DataError(f"--input {p}: no such file or folder. Give a folder of PNG/JPG slices, one slice, "
                         f"or a .nii/.nii.gz volume.")
+    if level == "volume":
+        vols = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and is_nifti(f)
+                                              and not any(q.startswith(".") for q in f.relative_to(p).parts))
+        if not vols or not all(is_nifti(v) for v in vols):
+            raise DataError(f"--input {p}: this model reads whole volumes (trained with --spatial_dims 3): give "
+                            f"a .nii/.nii.gz volume or a folder of them.")
+        return [{"image": _read_volume(v, spec)[None], "image_path": str(v), "patient": _volume_name(v),
+                 "volume": str(v)} for v in vols]
     if p.is_file() and is_nifti(p):
-        window = spec.get("window")
-        if not window:
-            raise DataError(f"--input {p}: a volume, but this model was trained on 8-bit slices whose dataset "
-                            f"declares no HU window to convert volumes with. Give the 2D slices instead.")
-        from medpipe.io.ct import window_to_uint8
-        from medpipe.io.masks import read_nifti_display_slices
-
-        try:
-            slices, _spacing, _ = read_nifti_display_slices(str(p))
-        except Exception as e:  # noqa: BLE001 - nibabel raises many kinds for a bad file
-            raise DataError(f"--input {p}: not a readable NIfTI volume ({type(e).__name__}: {e}).") from e
-        name = p.name[: -len(".nii.gz")] if p.name.lower().endswith(".nii.gz") else p.stem
-        return [{"image": window_to_uint8(s, tuple(window)), "image_path": f"{p}#{k}", "patient": name, "slice": k}
-                for k, s in enumerate(slices)]
+        stack = _read_volume(p, spec)
+        return [{"image": s, "image_path": f"{p}#{k}", "patient": _volume_name(p), "slice": k, "volume": str(p)}
+                for k, s in enumerate(stack)]
     if p.is_file():
         files = [p]
     else:

@@ -138,7 +138,7 @@ class _Collector:
 
     def _collect(self, engine: Engine) -> None:
         for it in _items(engine):
-            row = {k: _meta_str(it.get(k)) for k in ("patient", "slice", *DICOM_IDS) if k in it}
+            row = {k: _meta_str(it.get(k)) for k in ("patient", "slice", "volume", *DICOM_IDS) if k in it}
             src = it.get("image_path", it.get("source_image"))
             row["image"] = _meta_str(src) if src is not None else ""
             row["scores"] = _np(it["pred"]).tolist()
@@ -434,6 +434,7 @@ class ClassificationReport(_Collector):
 
     def _gradcam(self, rows, out: Path) -> None:
         from medpipe.evaluation.localization import raw_grad_cam
+        from medpipe.visualization.overlays import strongest_plane
         from medpipe.visualization.plots import overlay_heatmap
 
         if out.exists():
@@ -454,7 +455,8 @@ class ClassificationReport(_Collector):
                 item = self.transform({"image": r["image"]}) if self.transform else {"image": r["image"]}
                 x = torch.as_tensor(np.asarray(item["image"]), dtype=torch.float32)[None].to(self.device)
                 raw = cam(x, class_idx=idx).detach()[0, 0].cpu().numpy()
-                drawn.append((key, r, idx, x[0, 0].cpu().numpy(), raw))
+                img, raw_plane, plane = strongest_plane(x[0, 0].cpu().numpy(), raw)  # volumes: one axial plane
+                drawn.append((key, dict(r, slice=plane) if plane is not None else r, idx, img, raw_plane))
         top: dict[int, float] = {}
         for _, _, idx, _, raw in drawn:
             top[idx] = max(top.get(idx, 0.0), float(raw.max()))

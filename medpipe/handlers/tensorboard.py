@@ -114,7 +114,8 @@ def _unwrap(network: torch.nn.Module) -> torch.nn.Module:
 
 
 def grad_cam(network: torch.nn.Module, layer: str, x: torch.Tensor, class_idx: Sequence[int]) -> torch.Tensor:
-    """Grad-CAM maps ``(B, H, W)`` in [0, 1] of ``class_idx[i]`` for each input ``x[i]``, at ``x``'s size.
+    """Grad-CAM maps ``(B, H, W)`` (volumes: ``(B, D, H, W)``) in [0, 1] of ``class_idx[i]`` for each
+    input ``x[i]``, at ``x``'s size.
 
     The hook on ``layer`` is removed before returning, and gradients are taken with
     :func:`torch.autograd.grad` (no parameter's ``.grad`` is touched), so it is safe between
@@ -138,10 +139,13 @@ def grad_cam(network: torch.nn.Module, layer: str, x: torch.Tensor, class_idx: S
     finally:
         hook.remove()
     a = acts[0].detach()
-    cam = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * a).sum(1, keepdim=True))
-    cam = torch.nn.functional.interpolate(cam.float(), size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
+    spatial = tuple(range(2, a.ndim))
+    cam = torch.relu((grads.mean(dim=spatial, keepdim=True) * a).sum(1, keepdim=True))
+    cam = torch.nn.functional.interpolate(cam.float(), size=tuple(x.shape[2:]),
+                                          mode="trilinear" if len(spatial) == 3 else "bilinear", align_corners=False)
     flat = cam.flatten(1)
-    lo, hi = flat.min(1).values[:, None, None, None], flat.max(1).values[:, None, None, None]
+    shape = (-1,) + (1,) * (cam.ndim - 1)
+    lo, hi = flat.min(1).values.view(shape), flat.max(1).values.view(shape)
     return ((cam - lo) / (hi - lo).clamp(min=1e-12))[:, 0]
 
 
@@ -178,7 +182,7 @@ def _segmentation_tiles(self: ValidationOverlays, x: torch.Tensor, items: list[d
 
 def _classification_tiles(self: ValidationOverlays, x: torch.Tensor, items: list[dict], net: torch.nn.Module,
                           size: int) -> list[np.ndarray]:
-    from medpipe.visualization.overlays import heatmap_tile, segmentation_tile
+    from medpipe.visualization.overlays import heatmap_tile, segmentation_tile, strongest_plane
 
     with torch.no_grad():
         logits = net(x).float()
@@ -196,8 +200,9 @@ def _classification_tiles(self: ValidationOverlays, x: torch.Tensor, items: list
             truth = "+".join(_name(self.class_names, i) for i, v in enumerate(np.ravel(y)) if v) or "none"
         else:
             truth = _name(self.class_names, int(np.ravel(y)[0]))
-        cap = f"{_slice_id(r)}  p({_name(self.class_names, k)}) {p[k]:.2f} | true {truth}"
-        img = it["image"][0]
+        img, h, plane = strongest_plane(np.asarray(it["image"][0]), h)  # a volume: its strongest axial plane
+        cap = (f"{_slice_id(r)}{'' if plane is None else f' z{plane}'}  p({_name(self.class_names, k)}) {p[k]:.2f}"
+               f" | true {truth}")
         tiles.append(heatmap_tile(img, h, caption=cap, size=size) if h is not None
                      else segmentation_tile(img, caption=cap, size=size))
     return tiles

@@ -81,7 +81,6 @@ class VolumeLevelReport:
         from medpipe.engines.distributed import is_main_rank
         from medpipe.evaluation.aggregate import aggregate_by
         from medpipe.metrics.tasks import classification_metrics_for
-        from medpipe.utils.fs import write_csv_atomic
 
         if not is_main_rank() or self.kind == "multilabel":
             return
@@ -101,18 +100,66 @@ class VolumeLevelReport:
         full = json.loads(path.read_text()) if path.exists() else {}
         full["volume_level"] = m
         write_json(path, full, atomic=True)
-        out = []
-        for v in vols:
-            p = np.asarray(v["scores"])
-            k = int(np.argmax(p)) if self.kind == "multiclass" else int(p[-1] >= threshold)
-            row = {self.group_key: v[self.group_key], "patient": v.get("patient", ""), "n_slices": v["n"],
-                   **{f"p_{c}": float(x) for c, x in zip(self.class_names, p)},
-                   "prediction": self.class_names[k], "label": self.class_names[int(v["label"])]}
-            out.append(row)
-        cols = [self.group_key, "patient", "n_slices", *[f"p_{c}" for c in self.class_names], "prediction", "label"]
-        write_csv_atomic(out, self.output_dir / "eval" / "volume_predictions.csv", cols)
+        write_volume_csv(vols, self.output_dir / "eval" / "volume_predictions.csv", self.group_key, self.kind,
+                         self.class_names, threshold)
         log.info("volume level (%d volumes): accuracy %.4g, balanced accuracy %s", len(vols), m["accuracy"],
                  "n/a" if m.get("balanced_accuracy") is None else f"{m['balanced_accuracy']:.4g}")
+
+
+def write_volume_csv(vols: list[dict], path: Path, group_key: str, kind: str, class_names, threshold: float = 0.5):
+    """One row per volume (:func:`~medpipe.evaluation.aggregate.aggregate_by` output): its slices, the mean
+    probability of every class, the prediction and, when known, the label."""
+    from medpipe.utils.fs import write_csv_atomic
+
+    out = []
+    for v in vols:
+        p = np.asarray(v["scores"])
+        k = int(np.argmax(p)) if kind == "multiclass" else int(p[-1] >= threshold)
+        row = {group_key: v[group_key], "patient": v.get("patient", ""), "n_slices": v["n"],
+               **{f"p_{c}": float(x) for c, x in zip(class_names, p)}, "prediction": class_names[k]}
+        if "label" in v:
+            row["label"] = class_names[int(v["label"])]
+        out.append(row)
+    cols = [group_key, "patient", "n_slices", *[f"p_{c}" for c in class_names], "prediction"]
+    return write_csv_atomic(out, path, cols + (["label"] if any("label" in v for v in vols) else []))
+
+
+class VolumePredictions:
+    """Inference on volumes cut into slices: ``volume_predictions.csv`` beside ``predictions.csv``,
+    the slice probabilities averaged per volume (the decision the evaluation's volume level scores).
+
+    Args:
+        writer: the inference's ``PredictionWriter`` (attach this handler after it).
+        output_dir: the inference output folder.
+        class_names: the model's class names.
+        kind: ``binary`` or ``multiclass`` (multi-label: nothing written).
+        group_key: the row key naming the volume (inference records of a NIfTI input carry ``volume``).
+        threshold: binary decision threshold.
+    """
+
+    def __init__(self, writer, output_dir: str, class_names, kind: str = "multiclass", group_key: str = "volume",
+                 threshold: float = 0.5) -> None:
+        self.writer, self.output_dir, self.class_names = writer, Path(output_dir).absolute(), list(class_names)
+        self.kind, self.group_key, self.threshold = kind, group_key, threshold
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, engine: Engine | None = None) -> None:
+        from medpipe.evaluation.aggregate import aggregate_by
+
+        if self.kind == "multilabel":
+            return
+        vols = aggregate_by([r for r in self.writer.rows if r.get(self.group_key)], self.group_key)
+        if not vols or all(v["n"] == 1 for v in vols):  # slices files or whole-volume models: nothing to average
+            return
+        path = write_volume_csv(vols, self.output_dir / "volume_predictions.csv", self.group_key, self.kind,
+                                self.class_names, self.threshold)
+        for v in vols:
+            k = int(np.argmax(v["scores"])) if self.kind == "multiclass" else int(v["scores"][-1] >= self.threshold)
+            log.info("%s: %d slices -> %s (mean p %.2f)", v[self.group_key], v["n"], self.class_names[k],
+                     float(np.asarray(v["scores"])[k]))
+        log.info("wrote %s: %d volumes", path, len(vols))
 
 
 class AttentionOverlays:
@@ -147,6 +194,7 @@ class AttentionOverlays:
 
     def __call__(self, engine: Engine | None = None) -> None:
         from medpipe.engines.distributed import is_main_rank
+        from medpipe.visualization.overlays import strongest_plane
         from medpipe.visualization.plots import overlay_heatmap
 
         net = self.network.module if isinstance(self.network, torch.nn.parallel.DistributedDataParallel) \
@@ -165,16 +213,21 @@ class AttentionOverlays:
                 x = torch.as_tensor(np.asarray(item["image"]), dtype=torch.float32)[None].to(self.device)
                 with torch.no_grad():
                     small = net.attention(x)
-                    # drawn at the slice's size (a 32-px slice gives a 1x1 map: overlay_heatmap needs 2D)
-                    a = torch.nn.functional.interpolate(small, size=tuple(x.shape[-2:]), mode="bilinear",
+                    # drawn at the input's size (a 32-px slice gives a 1x1 map: overlay_heatmap needs 2D)
+                    a = torch.nn.functional.interpolate(small, size=tuple(x.shape[2:]),
+                                                        mode="trilinear" if x.ndim == 5 else "bilinear",
                                                         align_corners=False)[0, 0].float().cpu().numpy()
-                hw = "x".join(str(int(v)) for v in small.shape[-2:])
+                img, a, plane = strongest_plane(x[0, 0].cpu().numpy(), a)  # a volume: its most attended axial plane
+                hw = "x".join(str(int(v)) for v in small.shape[2:])
                 true, k = self.class_names[r["label"]], int(np.argmax(r["scores"]))
-                name = f"{true}_{outcome}_{r.get('patient', 'x')}_{int(r.get('slice', 0) or 0):03d}.png"
-                overlay_heatmap(x[0, 0].cpu().numpy(), a, out / name, value_range=(0.0, 1.0),
+                where = int(r.get("slice", 0) or 0) if plane is None else plane
+                name = f"{true}_{outcome}_{r.get('patient', 'x')}_{where:03d}.png"
+                overlay_heatmap(img, a, out / name, value_range=(0.0, 1.0),
                                 label="attention (sigmoid, 0-1)",
                                 title=f"{outcome}: true {true}, predicted {self.class_names[k]} "
-                                      f"(p = {float(np.max(r['scores'])):.2f}); attention map {hw}, upsampled")
+                                      f"(p = {float(np.max(r['scores'])):.2f}); attention map {hw}, upsampled"
+                                      + ("" if plane is None else f"; axial plane {plane} of {x.shape[2]} "
+                                         + ("(most attended)" if small.shape[2] > 1 else "(middle: the map has one plane)")))
         except Exception as e:  # noqa: BLE001 - a failed visualization must not lose the metrics
             log.warning("attention overlays skipped: %s", e)
         finally:

@@ -32,10 +32,14 @@ import numpy as np
 
 __all__ = ["patient_bootstrap", "bootstrap_distribution", "resample_counts", "count_statistic",
            "auroc_statistic", "pixel_statistic", "mean_statistic", "classification_cis",
-           "segmentation_cis", "multilabel_auroc_cis", "COUNT_METRICS", "PIXEL_METRICS"]
+           "segmentation_cis", "multilabel_auroc_cis", "multiclass_statistic", "multiclass_cis", "COUNT_METRICS",
+           "PIXEL_METRICS", "MULTICLASS_METRICS"]
 
 #: metrics of 0/1 labels and 0/1 predictions that :func:`count_statistic` builds
 COUNT_METRICS = ("accuracy", "precision", "recall", "f1", "specificity")
+#: multiclass metrics of a confusion matrix that :func:`multiclass_statistic` builds (as
+#: :func:`medpipe.metrics.multiclass.multiclass_metrics` defines them: macro means over the classes present)
+MULTICLASS_METRICS = ("accuracy", "balanced_accuracy", "kappa", "f1", "sensitivity", "specificity", "precision")
 #: segmentation metrics of pixel counts that :func:`pixel_statistic` builds
 PIXEL_METRICS = ("dice", "iou", "sensitivity")
 #: resamples evaluated at once (bounds memory to ``_CHUNK * n_rows`` floats)
@@ -215,6 +219,56 @@ def pixel_statistic(metric: str, tp, fp, fn) -> Statistic:
     return stat
 
 
+def multiclass_statistic(metric: str, labels, predictions, num_classes: int | None = None) -> Statistic:
+    """A multiclass metric of class-index predictions, from the resample's weighted confusion matrix.
+
+    ``accuracy``; ``balanced_accuracy`` = ``sensitivity`` (mean recall), ``f1``, ``specificity`` and
+    ``precision`` as macro means over the classes present **in the resample** (support > 0: a class
+    no drawn patient has is left out, never averaged as 0), with the conventions of
+    :func:`medpipe.metrics.multiclass.multiclass_metrics` (a present class never predicted has
+    precision 0); ``kappa`` is Cohen's (NaN when undefined).
+
+    Example:
+        >>> s = multiclass_statistic("balanced_accuracy", [0, 0, 1, 2], [0, 1, 1, 2])
+        >>> s(np.array([[1.0, 1.0, 1.0, 1.0], [2.0, 0.0, 0.0, 2.0]])).tolist()
+        [0.8333333333333334, 1.0]
+    """
+    if metric not in MULTICLASS_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(MULTICLASS_METRICS)}")
+    y = np.asarray(labels).astype(np.int64).ravel()
+    p = np.asarray(predictions).astype(np.int64).ravel()
+    if y.size != p.size:
+        raise ValueError(f"{y.size} labels for {p.size} predictions")
+    c = int(num_classes or max(int(y.max(initial=0)), int(p.max(initial=0))) + 1)
+    if y.size and (y.min() < 0 or p.min() < 0 or y.max() >= c or p.max() >= c):
+        raise ValueError(f"class indices must lie in 0..{c - 1}")
+    cell = np.zeros((y.size, c * c))
+    cell[np.arange(y.size), y * c + p] = 1.0  # each row's cell of the confusion matrix
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        cm = (w @ cell).reshape(len(w), c, c)  # (k, true, predicted)
+        n = cm.sum(axis=(1, 2))
+        tp = np.diagonal(cm, axis1=1, axis2=2)
+        support, predicted = cm.sum(axis=2), cm.sum(axis=1)
+        fp, fn = predicted - tp, support - tp
+        tn = n[:, None] - tp - fp - fn
+        present = support > 0
+        if metric == "accuracy":
+            return _ratio(tp.sum(axis=1), n)
+        if metric == "kappa":
+            po = _ratio(tp.sum(axis=1), n)
+            pe = _ratio((support * predicted).sum(axis=1), n ** 2)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(np.isfinite(pe) & (pe < 1), (po - pe) / np.where(pe < 1, 1 - pe, 1.0), np.nan)
+        per = {"balanced_accuracy": lambda: _ratio(tp, support), "sensitivity": lambda: _ratio(tp, support),
+               "f1": lambda: _ratio(2 * tp, 2 * tp + fp + fn), "specificity": lambda: _ratio(tn, tn + fp),
+               "precision": lambda: np.where(predicted > 0, _ratio(tp, predicted), 0.0)}[metric]()
+        ok = present & np.isfinite(per)
+        return _ratio(np.where(ok, per, 0.0).sum(axis=1), ok.sum(axis=1).astype(np.float64))
+
+    return stat
+
+
 def mean_statistic(values) -> Statistic:
     """Weighted mean of per-row values; ``NaN`` rows (e.g. per-slice Dice of empty slices) are ignored.
 
@@ -246,6 +300,19 @@ def classification_cis(patients: Sequence, labels, predictions, scores=None, n_b
     if scores is not None:
         stats["auroc"] = auroc_statistic(labels, scores)
     return patient_bootstrap(patients, stats, n_boot=n_boot, seed=seed, alpha=alpha)
+
+
+def multiclass_cis(patients: Sequence, labels, predictions, num_classes: int | None = None, n_boot: int = 1000,
+                   seed: int = 0, alpha: float = 0.05) -> dict:
+    """Patient-level intervals of the multiclass keys (:data:`MULTICLASS_METRICS`), all over the same resamples.
+
+    Example:
+        >>> ci = multiclass_cis(list("aabbcc"), [0, 1, 2, 0, 1, 2], [0, 1, 2, 1, 1, 0], n_boot=100)
+        >>> sorted(ci) == sorted(MULTICLASS_METRICS)
+        True
+    """
+    return patient_bootstrap(patients, {m: multiclass_statistic(m, labels, predictions, num_classes)
+                                        for m in MULTICLASS_METRICS}, n_boot=n_boot, seed=seed, alpha=alpha)
 
 
 def segmentation_cis(patients: Sequence, tp, fp, fn, dice=None, n_boot: int = 1000, seed: int = 0,

@@ -1,10 +1,14 @@
-"""2D image classifiers selectable by name (1-channel input, one logit per class).
+"""Image classifiers selectable by name (1-channel input, one logit per class): 2D, and 3-D ResNets.
 
 ResNet18/34/50, DenseNet121 and EfficientNet-B0 are torchvision's definitions; Xception is timm's
 (``legacy_xception``, the original architecture of Chollet 2017). No hub weights are ever
 downloaded; ``pretrained_path`` loads a local checkpoint (e.g. torchvision ImageNet weights saved
 beforehand, or a CheXNet reproduction's ``model.pth.tar``), adapting a 3-channel first convolution
 to 1 channel by summing over its input channels and skipping a classifier head of another size.
+
+With ``spatial_dims=3`` the ResNets (plain and with attention) are MONAI's 3-D definitions
+(:func:`monai.networks.nets.resnet18`/``resnet34``, first convolution stride 2 along every axis)
+under the same module names, for whole-volume inputs ``(B, 1, D, H, W)``.
 """
 
 from __future__ import annotations
@@ -91,18 +95,25 @@ class AttentionClassifier(nn.Module):
         (torch.Size([2, 7]), torch.Size([2, 1, 2, 2]))
     """
 
-    def __init__(self, backbone: str = "resnet18", in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0):
+    def __init__(self, backbone: str = "resnet18", in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0,
+                 spatial_dims: int = 2):
         super().__init__()
-        import torchvision
+        if spatial_dims == 3:
+            base = _monai_resnet(backbone, in_channels, 1)
+            self.conv1, self.bn1, self.relu, self.maxpool = base.conv1, base.bn1, base.act, base.maxpool
+        else:
+            import torchvision
 
-        base = getattr(torchvision.models, backbone)(weights=None)
-        _first_conv_to(base, "conv1", in_channels)
-        self.conv1, self.bn1, self.relu, self.maxpool = base.conv1, base.bn1, base.relu, base.maxpool
+            base = getattr(torchvision.models, backbone)(weights=None)
+            _first_conv_to(base, "conv1", in_channels)
+            self.conv1, self.bn1, self.relu, self.maxpool = base.conv1, base.bn1, base.relu, base.maxpool
+        self.spatial_dims = spatial_dims
         self.layer1, self.layer2, self.layer3, self.layer4 = base.layer1, base.layer2, base.layer3, base.layer4
         channels = base.fc.in_features
-        self.attention_conv = nn.Conv2d(channels, 1, kernel_size=1)
+        conv = nn.Conv3d if spatial_dims == 3 else nn.Conv2d
+        self.attention_conv = conv(channels, 1, kernel_size=1)
         self.attended = nn.Identity()
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.avgpool = nn.AdaptiveAvgPool3d(1) if spatial_dims == 3 else nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, num_classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,7 +122,8 @@ class AttentionClassifier(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
-        """The attention map ``(B, 1, h, w)`` in [0, 1] at the layer4 resolution (input / 32)."""
+        """The attention map ``(B, 1, h, w)`` (3-D: ``(B, 1, d, h, w)``) in [0, 1] at the layer4
+        resolution (input / 32)."""
         return torch.sigmoid(self.attention_conv(self.features(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,10 +133,22 @@ class AttentionClassifier(nn.Module):
         return self.fc(torch.flatten(z, 1))
 
 
+#: classifiers that also exist in 3-D (``spatial_dims=3``)
+CLASSIFIERS_3D = ("resnet18", "resnet34", "resnet18_attention", "resnet34_attention")
+
+
+def _monai_resnet(name: str, in_channels: int, num_classes: int) -> nn.Module:
+    """MONAI's 3-D ResNet18/34, first convolution stride 2 along every axis (like the 2D stem)."""
+    from monai.networks import nets
+
+    return getattr(nets, name)(spatial_dims=3, n_input_channels=in_channels, num_classes=num_classes,
+                               conv1_t_stride=2)
+
+
 def build_classifier(name: str = "resnet18", in_channels: int = 1, num_classes: int = 2,
                      pretrained_path: str | None = None, dropout: float = 0.0,
-                     input_size: int | None = None) -> nn.Module:
-    """Build a 2D classifier.
+                     input_size: int | None = None, spatial_dims: int = 2) -> nn.Module:
+    """Build a 2D (or 3-D) classifier.
 
     Args:
         name: one of :data:`CLASSIFIERS` (``resnet18``, ``resnet34``, ``resnet50``, ``densenet121``,
@@ -136,6 +160,8 @@ def build_classifier(name: str = "resnet18", in_channels: int = 1, num_classes: 
         pretrained_path: optional local state_dict to start from (never downloaded).
         dropout: dropout before the last linear layer.
         input_size: the side of the images it will see, checked against :data:`MIN_INPUT` (None: not checked).
+        spatial_dims: 2 for images ``(B, C, H, W)``; 3 for volumes ``(B, C, D, H, W)`` (one of
+            :data:`CLASSIFIERS_3D`, MONAI's 3-D ResNet definitions).
 
     Returns:
         The network; forward gives logits ``(B, num_classes)``.
@@ -147,9 +173,22 @@ def build_classifier(name: str = "resnet18", in_channels: int = 1, num_classes: 
     """
     import torchvision
 
-    if input_size is not None and int(input_size) < MIN_INPUT.get(name, 0):
-        from medpipe.errors import UserError
+    from medpipe.errors import UserError
 
+    if int(spatial_dims) not in (2, 3):
+        raise UserError(f"--spatial_dims {spatial_dims}: 2 (slices) or 3 (whole volumes).")
+    if int(spatial_dims) == 3:
+        if name not in CLASSIFIERS_3D:
+            raise UserError(f"--network_name {name} --spatial_dims 3: 3-D networks are {', '.join(CLASSIFIERS_3D)}.")
+        if name.endswith("_attention"):
+            model = AttentionClassifier(name.removesuffix("_attention"), in_channels, num_classes, dropout, 3)
+        else:
+            model = _monai_resnet(name, in_channels, num_classes)
+            model.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(model.fc.in_features, num_classes))
+        if pretrained_path:
+            load_pretrained(model, pretrained_path)
+        return model
+    if input_size is not None and int(input_size) < MIN_INPUT.get(name, 0):
         raise UserError(f"--image_size {input_size}: {name} needs images of at least {MIN_INPUT[name]} px "
                         f"(published at 299); use a larger --image_size or another --network_name.")
     if name in ("resnet18_attention", "resnet34_attention"):
@@ -179,8 +218,6 @@ def build_classifier(name: str = "resnet18", in_channels: int = 1, num_classes: 
         model = timm.create_model("legacy_xception", pretrained=False, in_chans=in_channels, num_classes=num_classes,
                                   drop_rate=dropout)
     else:
-        from medpipe.errors import UserError
-
         raise UserError(f"--network_name {name}: unknown classifier; choose one of {', '.join(CLASSIFIERS)}.")
     if pretrained_path:
         load_pretrained(model, pretrained_path)

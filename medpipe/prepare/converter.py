@@ -164,6 +164,11 @@ class Converter:
         """Extra datalist header keys (e.g. ``subset``)."""
         return {}
 
+    def input_extra(self) -> dict:
+        """Keys of the datalist's ``input`` header that this run's options change (e.g. the HU ``window``
+        a ``--window-level`` chose); they replace the dataset's declared defaults."""
+        return {}
+
     def patient_meta(self, records: list[dict]) -> dict:
         """Per-patient entry of the datalist's ``patients`` (the engine adds ``fold``)."""
         return {"records": len(records)}

@@ -513,6 +513,7 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
 def _datalist(spec, conv, tasks, opts, train, test, patients_meta, synthetic: bool = False, inference=(),
               num_folds: int | None = None) -> dict:
     head = spec.header(tasks)
+    head["input"] = {**head["input"], **conv.input_extra()}
     cls = tasks.get("label") or tasks.get("labels")
     det = tasks.get("boxes")
     main = det or cls or next(iter(tasks.values()), None)

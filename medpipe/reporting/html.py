@@ -255,8 +255,35 @@ def _pick_examples(files: list[Path], n: int) -> list[Path]:
     return picked
 
 
-def _images(run: Path, patterns) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
-    """The bundle's plots as ``(training curves, large plots, other plots, examples)``; globs are example images.
+def _png_width(path: Path) -> int:
+    """Pixel width of a PNG from its header (0 when unreadable): a many-class confusion matrix is shown large."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+        return int.from_bytes(head[16:20], "big") if head[:8] == b"\x89PNG\r\n\x1a\n" else 0
+    except OSError:
+        return 0
+
+
+#: example folders -> (heading, note) in the report; folders not listed: outcome examples
+EXAMPLE_GROUPS = {
+    "cam": ("Heat maps with the reference boxes",
+            "One image per class with reference boxes, named by class and image; each title gives the probability "
+            "and how the map's box (red) overlaps the reference box (green): IoU, IoBB."),
+    "gradcam": ("Grad-CAM examples",
+                "The most confident correct and wrong predictions (each from another patient where possible); the map "
+                "is the Grad-CAM of the class named in the title, on one scale per class (1 = the strongest of these "
+                "examples)."),
+    "attention": ("Attention maps",
+                  "The network's own spatial attention map (sigmoid, 0-1, at stride 32, upsampled) over the most "
+                  "confident correct and wrong image of every class present; file names give true class, outcome, "
+                  "patient and slice."),
+}
+
+
+def _images(run: Path, patterns) -> tuple[list[Path], list[Path], list[Path], list[tuple[str, list[Path]]]]:
+    """The bundle's plots as ``(training curves, large plots, other plots, example groups)``; globs are
+    example images, one ``(folder name, files)`` group per glob.
 
     ROC figures are large: with one curve per class (14 for ChestX-ray14) they are unreadable at the
     height of the other plots.
@@ -264,10 +291,13 @@ def _images(run: Path, patterns) -> tuple[list[Path], list[Path], list[Path], li
     curves, large, plots, examples = [], [], [], []
     for pat in patterns:
         if "*" in pat:
-            examples += _pick_examples([f for f in run.glob(pat) if f.is_file()], MAX_PER_GLOB)
+            files = _pick_examples([f for f in run.glob(pat) if f.is_file()], MAX_PER_GLOB)
+            if files:
+                examples.append((Path(pat).parent.name, files))
         elif (run / pat).is_file():
             stem = Path(pat).stem
-            (curves if "curves" in stem else large if stem.startswith("roc") else plots).append(run / pat)
+            big = stem.startswith("roc") or (stem.startswith("confusion") and _png_width(run / pat) > 1600)
+            (curves if "curves" in stem else large if big else plots).append(run / pat)
     return curves, large, plots, examples
 
 
@@ -457,10 +487,38 @@ _LABELS = {"map50": "box mAP@0.5", "map50_95": "box mAP@0.5:0.95",
            "kappa": "Cohen's kappa"}
 
 
+def _multiclass_cis(rows: list[dict], class_names) -> dict:
+    """Patient-level intervals of the multiclass keys from a CSV with ``patient``, ``label`` and ``prediction``
+    (class indices, or class names as ``volume_predictions.csv`` writes them); {} when unusable."""
+    from medpipe.metrics.bootstrap import multiclass_cis
+
+    index = {str(c): i for i, c in enumerate(class_names or [])}
+
+    def cls(v):
+        v = str(v)
+        return index[v] if v in index else int(float(v))
+
+    rows = [r for r in rows if r.get("label") not in (None, "") and r.get("prediction") not in (None, "")]
+    try:
+        y = [cls(r["label"]) for r in rows]
+        p = [cls(r["prediction"]) for r in rows]
+        patients = [str(r["patient"]) for r in rows]
+    except (KeyError, ValueError):
+        return {}
+    if not rows:
+        return {}
+    return multiclass_cis(patients, y, p, len(class_names) if class_names else None, n_boot=N_BOOT)
+
+
 def _cls_section(spec, run: Path, m: dict) -> dict:
     rows = _read_csv(run / "predictions.csv")
     t = _binary_rows(rows) if m.get("kind", "binary") == "binary" else None
     cis = _cls_cis(t)
+    names = list((m.get("per_class") or {}).keys()) if isinstance(m.get("per_class"), dict) else []
+    vol_cis: dict = {}
+    if m.get("kind") == "multiclass":
+        cis = _multiclass_cis(rows, names)
+        vol_cis = _multiclass_cis(_read_csv(run / "eval" / "volume_predictions.csv"), names)
     per_class_ci = m.get("auroc_ci_per_class") or {}
     if m.get("auroc_mean_ci"):  # multi-label: patient-level intervals computed by the evaluation
         cis = {**cis, "auroc_mean": m["auroc_mean_ci"]}
@@ -476,10 +534,13 @@ def _cls_section(spec, run: Path, m: dict) -> dict:
     vol = m.get("volume_level")
     if isinstance(vol, dict) and vol:  # slice probabilities averaged per volume: the decision per scan
         table.append(f"volume level: slice probabilities averaged per volume ({vol.get('n', '?')} volumes)")
-        table += [[labels.get(k, k), _value(vol.get(k)), DASH] for k in spec.headline if k in vol]
-    note = "" if cis else ("No interval: bootstrap intervals are computed for binary and multi-label classifiers, "
-                           "not yet for multi-class ones." if m.get("kind") == "multiclass" else
+        table += [[labels.get(k, k), _value(vol.get(k), vol_cis.get(k)), DASH] for k in spec.headline if k in vol]
+    note = "" if cis else ("No interval: the per-slice predictions (predictions.csv with labels) are needed."
+                           if m.get("kind") == "multiclass" else
                            "No interval: per-slice probabilities of a binary classifier are needed.")
+    if cis and m.get("kind") == "multiclass":
+        note = ("Macro averages in each bootstrap resample are over the classes present in that resample, as in the "
+                "point estimate." + (" Volume-level intervals resample the same patients' volumes." if vol_cis else ""))
     if m.get("absent_classes"):
         note += (f" Absent from the evaluated set: {', '.join(map(str, m['absent_classes']))}: left out of every macro "
                  f"average and reported as null, never counted as 0 (counting them as 0 is how a published average "
@@ -1023,18 +1084,15 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
         doc.figures([(p, f"{spec.name}: {p.relative_to(run)}") for p in large], "large")
         doc.figures([(p, f"{spec.name}: {p.relative_to(run)}") for p in plots], "plots")
         _localization_section(doc, run, synthetic)
-        if examples:
-            by_outcome = any(p.name[:2] in ("TP", "FP", "FN", "TN") for p in examples)
-            doc.heading(3, "Examples" if by_outcome else "Heat maps with the reference boxes")
-            if by_outcome:
-                doc.para("The file name starts with the outcome: TP, FP, FN, TN (true/false positive/negative); one "
-                         "example per outcome in turn, each from a patient not shown yet where possible.", cls="note")
-            else:
-                doc.para("One image per class with reference boxes, named by class and image; each title gives the "
-                         "probability and how the map's box (red) overlaps the reference box (green): IoU, IoBB.",
-                         cls="note")
-            # per-class heat maps carry two title lines and a colour bar: shown larger than outcome examples
-            doc.figures([(p, _example_caption(p)) for p in examples], "examples" if by_outcome else "cams")
+        for folder, files in examples:
+            by_outcome = any(p.name[:2] in ("TP", "FP", "FN", "TN") for p in files) or folder not in EXAMPLE_GROUPS
+            heading, note = ("Examples", "The file name starts with the outcome: TP, FP, FN, TN (true/false "
+                             "positive/negative); one example per outcome in turn, each from a patient not shown yet "
+                             "where possible.") if by_outcome else EXAMPLE_GROUPS[folder]
+            doc.heading(3, heading)
+            doc.para(note, cls="note")
+            # heat maps carry long titles and a colour bar: shown larger than outcome examples
+            doc.figures([(p, _example_caption(p)) for p in files], "examples" if by_outcome else "cams")
 
     _comparison_section(doc, {n: r for n, (_, r) in kfolds.items()}, specs, _unit(rep))
     _paired_section(doc, specs, {n: r for n, (_, r) in kfolds.items()})

@@ -1,4 +1,4 @@
-"""Loading prepared 2D slices as channel-first float arrays."""
+"""Loading prepared 2D slices (and stored volumes, for 3-D models) as channel-first float arrays."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from monai.transforms import MapTransform, Transform
 
 
 def load_gray(src, binarize: bool = False) -> np.ndarray:
-    """A slice as float32 ``(1, H, W)``: a file path (PNG/JPEG, format by content) or an array.
+    """A slice as float32 ``(1, H, W)``: a file path (PNG/JPEG, format by content) or an array; a
+    stored volume path (``.npz``/``.npy``) gives ``(1, D, H, W)``.
 
     Args:
-        src: path, or a 2D/3D array (already channel-first when 3D).
+        src: path, or a 2D array, or an array already channel-first (3D for a slice, 4D for a volume).
         binarize: for masks: foreground (> 127 for 8-bit, > 0.5 for arrays in 0..1) -> 1.0, else 0.0.
     """
     if isinstance(src, (str, bytes)) or hasattr(src, "__fspath__"):
+        if str(src).lower().endswith((".npz", ".npy")):  # a stored volume (slices, rows, columns)
+            return load_volume(src)
         from PIL import Image
 
         with Image.open(src) as im:
@@ -31,6 +34,19 @@ def load_gray(src, binarize: bool = False) -> np.ndarray:
     if binarize:
         arr = (arr > threshold).astype(np.float32)
     return arr
+
+
+def load_volume(path) -> np.ndarray:
+    """A stored volume (``medpipe prepare``'s ``volumes/*.npz``, key ``volume``, or a ``.npy``) as float32
+    ``(1, slices, rows, columns)``."""
+    if str(path).lower().endswith(".npz"):
+        with np.load(path) as z:
+            arr = np.asarray(z["volume"], dtype=np.float32)
+    else:
+        arr = np.load(path).astype(np.float32)
+    if arr.ndim != 3:
+        raise ValueError(f"{path}: a stored volume has 3 axes (slices, rows, columns), this one {arr.shape}")
+    return arr[None]
 
 
 class LoadGray(Transform):

@@ -9,7 +9,8 @@ and Pillow, cheap enough to run after every validation:
 - :func:`boxes_tile` — true boxes (green) and predicted boxes (red, with scores);
 - :func:`tile_grid` — tiles side by side;
 - :func:`pick_slices` — a fixed, deterministic choice of slices to watch (positives and negatives
-  from different patients).
+  from different patients);
+- :func:`strongest_plane` — the axial plane of a volume (and of its heat map) to draw for a 3-D model.
 
 Every tile is the slice min-max scaled to gray, resized to ``size`` pixels on its longer side,
 with an optional one-line caption drawn on a dark band at its top.
@@ -23,11 +24,37 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 __all__ = ["segmentation_tile", "heatmap_tile", "boxes_tile", "tile_grid", "pick_slices", "is_positive",
-           "TRUE_RGB", "PRED_RGB"]
+           "strongest_plane", "TRUE_RGB", "PRED_RGB"]
 
 #: colours of the truth (green) and the prediction (red), as in the evaluation PNGs
 TRUE_RGB = (0, 230, 0)
 PRED_RGB = (255, 40, 40)
+
+
+def strongest_plane(image, heat=None) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+    """What to draw of an image and its heat map: a 2D image as it is; of a volume ``(D, H, W)`` the
+    axial plane where the heat map sums highest (the middle plane without a map).
+
+    Returns:
+        ``(image plane (H, W), heat plane or None, plane index or None for a 2D image)``.
+
+    Example:
+        >>> h = np.zeros((5, 4, 4)); h[3, 1, 1] = 1
+        >>> img, hp, k = strongest_plane(np.ones((5, 4, 4)), h)
+        >>> img.shape, float(hp.max()), k
+        ((4, 4), 1.0, 3)
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image, None if heat is None else np.asarray(heat), None
+    if heat is None:
+        k = image.shape[0] // 2
+        return image[k], None, k
+    heat = np.asarray(heat).reshape(image.shape)
+    sums = heat.reshape(len(heat), -1).sum(1)
+    # a map without depth (e.g. a 1-plane map upsampled): the middle plane, not the first
+    k = int(np.argmax(sums)) if np.ptp(sums) > 1e-6 * max(1e-12, float(np.abs(sums).max())) else len(heat) // 2
+    return image[k], heat[k], k
 
 
 def _np(x) -> np.ndarray:

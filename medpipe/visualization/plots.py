@@ -130,7 +130,11 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], path, title: str | Non
     norm = np.divide(m, rows, out=np.zeros_like(m), where=rows != 0)
     k = m.shape[0]
     side = max(3.2, 0.9 * k + 1.8)
-    fig = _new_figure(2 * side + 1.0, side + 0.6)
+    longest = max(len(str(c)) for c in class_names)
+    # long names (e.g. lateral_malleolus_fracture) are slanted below the columns, and each panel gets
+    # room for them at its left; the figure keeps the matrices square without empty bands
+    slant = longest * k > 60
+    fig = _new_figure(2 * (side + 0.08 * longest) + 1.0, side + (0.07 * longest if slant else 0.6))
     axes = fig.subplots(1, 2)
     integral = np.all(m == np.round(m))
     panels = [(axes[0], m, "Counts", (lambda v: f"{int(v)}") if integral else (lambda v: f"{v:.3g}"), None),
@@ -144,6 +148,11 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], path, title: str | Non
                 ax.text(j, i, fmt(data[i, j]), ha="center", va="center", fontsize=12,
                         color="white" if data[i, j] > 0.5 * hi else "black")
         ax.set_xticks(range(k), labels=[str(c) for c in class_names])
+        if slant:
+            ax.tick_params(axis="x", labelrotation=35)
+            for t in ax.get_xticklabels():
+                t.set_horizontalalignment("right")
+                t.set_rotation_mode("anchor")
         ax.set_yticks(range(k), labels=[str(c) for c in class_names])
         ax.set_xlabel("Predicted class")
         ax.set_ylabel("True class")

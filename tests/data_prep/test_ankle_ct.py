@@ -158,6 +158,20 @@ def test_names_numbers_ranges_and_mirroring(tmp_path):
     assert np.array_equal(a[:, ::-1], b)  # the left ankle mirrored to the right one's side
     assert a[6, 2] > a[6, 10]  # the bright bone stays on the display's left (radiological, as written)
     assert rj["accounting"]["adds_up"] and not rj["anomalies"]
+    # the whole kept volume, stored once for 3-D models: exactly the slice PNGs, in slice order
+    vol = np.load(out / left["volume_image"])["volume"]
+    pngs = sorted((r for r in recs if r["volume"] == "P2/b.nii.gz"), key=lambda r: r["slice"])
+    assert vol.shape == (2, S, S) and vol.dtype == np.uint8
+    assert all(np.array_equal(vol[i], np.asarray(Image.open(out / r["image"]))) for i, r in enumerate(pngs))
+    assert len({r["volume_image"] for r in recs}) == 4
+
+
+def test_input_window_follows_the_options(tmp_path):
+    """Inference converts volumes with the window the preparation used, not the dataset's default."""
+    src = make_src(tmp_path / "src", GOOD)
+    run(src, tmp_path / "out", window_level=500, window_width=2000)
+    dl, _ = load(tmp_path / "out")
+    assert dl["input"]["window"] == [500.0, 2000.0] == dl["window"]
 
 
 def test_configurable_columns_and_spacing(tmp_path):
@@ -171,6 +185,7 @@ def test_configurable_columns_and_spacing(tmp_path):
     dl, rj = load(tmp_path / "out")
     r = dl["training"][0]
     assert (r["width"], r["height"]) == (8, 8) and r["spacing"] == [2.0, 1.0, 1.0]
+    assert np.load(tmp_path / "out" / r["volume_image"])["volume"].shape[1:] == (8, 8)  # resampled like the PNGs
     assert r["source"]["spacing"] == [2.0, 0.5, 0.5]
     assert rj["manifest"]["columns"]["side_column"] is None
 
@@ -203,6 +218,11 @@ def test_png_slices_pass_through(tmp_path):
     r = next(r for r in dl["training"] if r["volume"] == "s0.png")
     b = np.asarray(Image.open(tmp_path / "out" / r["image"]))
     assert b.shape == (12, 20) and b[0, -1] == 200 and r["spacing"] is None and r["slice"] == 0
+    assert "volume_image" not in r  # a 2D slice has no volume for a 3-D model
+    from medpipe.data.datalist import load_split
+
+    with pytest.raises(DataError, match="no stored volume.*--spatial_dims 2"):
+        load_split(tmp_path / "out", 0, "trainval", level="volume")
 
 
 # ---------------------------------------------------------------------------------------- bad input

@@ -159,3 +159,50 @@ def test_multilabel_auroc_intervals_per_class_and_mean():
     lo, hi = ci["auroc_mean"]
     a, b = ci["auroc_per_class"]["a"], ci["auroc_per_class"]["b"]
     assert min(a[0], b[0]) <= lo <= hi <= max(a[1], b[1])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_multiclass_statistic_equals_multiclass_metrics_on_every_resample(seed):
+    """Each resample's value = multiclass_metrics (and sklearn's kappa) on the rows repeated by their weights;
+    class 3 is absent from the truth but predicted, class 2 is present but never predicted."""
+    from sklearn.metrics import cohen_kappa_score
+
+    from medpipe.metrics.bootstrap import MULTICLASS_METRICS, multiclass_statistic, resample_counts
+    from medpipe.metrics.multiclass import multiclass_metrics
+
+    rng = np.random.default_rng(seed)
+    n, c = 40, 4
+    y = rng.integers(0, 3, n)
+    p = np.where(rng.random(n) < 0.6, y, rng.integers(0, c, n))
+    p[p == 2] = 0
+    p[0] = 3
+    patients = np.repeat(np.arange(10), 4)
+    counts = resample_counts(10, n_boot=25, seed=seed)
+    w = counts[:, patients].astype(float)
+    for metric in MULTICLASS_METRICS:
+        got = multiclass_statistic(metric, y, p, c)(w)
+        for i in range(len(w)):
+            idx = np.repeat(np.arange(n), w[i].astype(int))
+            onehot = np.eye(c)[p[idx]]
+            m = multiclass_metrics(y[idx], onehot, [f"c{k}" for k in range(c)], y_pred=p[idx])
+            want = m[metric]
+            if metric == "kappa" and want is not None:
+                assert want == pytest.approx(cohen_kappa_score(y[idx], p[idx]))
+            if want is None:
+                assert math.isnan(got[i])
+            else:
+                assert got[i] == pytest.approx(want), (metric, i)
+
+
+def test_multiclass_intervals_contain_the_point_estimate():
+    from medpipe.metrics.bootstrap import multiclass_cis
+    from medpipe.metrics.multiclass import multiclass_metrics
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 5, 300)
+    p = np.where(rng.random(300) < 0.7, y, rng.integers(0, 5, 300))
+    patients = np.repeat(np.arange(60), 5)
+    ci = multiclass_cis(patients, y, p, 5, n_boot=300)
+    m = multiclass_metrics(y, np.eye(5)[p], list("abcde"), y_pred=p)
+    for k, (lo, hi) in ci.items():
+        assert lo <= m[k] <= hi and hi - lo < 0.4, k

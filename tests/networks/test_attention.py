@@ -78,3 +78,31 @@ def test_label_smoothing_is_passed_to_cross_entropy():
     assert build_loss("multiclass", data, "weighted_loss", 3, label_smoothing=0.1).weight.shape == (3,)
     with pytest.raises(UserError, match="--label_smoothing 1.5"):
         build_loss("multiclass", data, "none", 3, label_smoothing=1.5)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet18_attention"])
+def test_3d_networks_take_volumes(name):
+    """--spatial_dims 3: MONAI's 3-D ResNet under the same module names (Grad-CAM layers included)."""
+    from medpipe.handlers.tensorboard import grad_cam
+
+    net = build_classifier(name, num_classes=7, spatial_dims=3).eval()
+    x = torch.randn(2, 1, 8, 32, 32)
+    with torch.no_grad():
+        assert net(x).shape == (2, 7)
+    assert set(CAM_LAYERS[name].values()) <= set(dict(net.named_modules()))
+    heat = grad_cam(net, cam_layer(name), x, [1, 2])
+    assert heat.shape == (2, 8, 32, 32) and float(heat.min()) >= 0 and float(heat.max()) <= 1 + 1e-6
+    if name.endswith("_attention"):
+        with torch.no_grad():
+            f, a = net.features(x), net.attention(x)
+            assert a.shape == (2, 1, *f.shape[2:]) and torch.allclose(net(x), net.fc((f * a).mean(dim=(2, 3, 4))),
+                                                                       atol=1e-5)
+
+
+def test_3d_refuses_2d_only_networks():
+    from medpipe.errors import UserError
+
+    with pytest.raises(UserError, match="3-D networks are"):
+        build_classifier("densenet121", spatial_dims=3)
+    with pytest.raises(UserError, match="--spatial_dims 4"):
+        build_classifier("resnet18", spatial_dims=4)
