@@ -145,8 +145,10 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], path, title: str | Non
         hi = im.norm.vmax
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, fmt(data[i, j]), ha="center", va="center", fontsize=12,
-                        color="white" if data[i, j] > 0.5 * hi else "black")
+                # a true class absent from the evaluated set has no row to normalize: not 0, undefined
+                text = "n/a" if vmax is not None and rows[i, 0] == 0 else fmt(data[i, j])
+                ax.text(j, i, text, ha="center", va="center", fontsize=12,
+                        color="white" if data[i, j] > 0.5 * hi else "gray" if text == "n/a" else "black")
         ax.set_xticks(range(k), labels=[str(c) for c in class_names])
         if slant:
             ax.tick_params(axis="x", labelrotation=35)
