@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 from pathlib import Path
 
 from medpipe.errors import UserError
@@ -68,6 +69,50 @@ def check_keys(keys, raw: dict, where: str) -> None:
                         + f" Settings: {', '.join(sorted(k for k in top if not isinstance(raw[k], dict) or k == 'network_args'))}.")
 
 
+def _argv_overrides(argv: list[str]) -> tuple[list[str], str | None, bool]:
+    """``(override keys, --config_file value, has --args_file)`` of a ``monai.bundle run`` argv (after ``run``)."""
+    keys, cfg, args_file, i = [], None, False, 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok.startswith("--") and len(tok) > 2:
+            key, eq, value = tok[2:].partition("=")
+            if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                value, i = argv[i + 1], i + 1
+            if key == "config_file":
+                cfg = value
+            elif key == "args_file":
+                args_file = True
+            elif key not in RESERVED and key not in ("tracking", "bundle_root"):
+                keys.append(key)
+        i += 1
+    return keys, cfg, args_file
+
+
+def check_monai_argv(argv: list[str] | None = None) -> None:
+    """Refuse override keys of ``python -m monai.bundle run`` that none of its config files defines.
+
+    MONAI adds an unknown ``--key value`` to the config silently, so ``--epochs 1`` (the setting is
+    ``max_epochs``) would train the full schedule without a word. The ``medpipe`` wrappers check
+    keys before starting; this gives ``python -m monai.bundle run`` users the same message. It does
+    nothing unless this process is ``python -m monai.bundle run`` (or when ``--args_file`` holds
+    the overrides).
+    """
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] != "run" or not str(argv[0]).replace("\\", "/").endswith("monai/bundle/__main__.py"):
+        return
+    keys, cfg, args_file = _argv_overrides(argv[2:])
+    if args_file or cfg is None or not keys:
+        return
+    files = parse_value(cfg)
+    if isinstance(files, str):
+        files = [f.strip() for f in files.split(",") if f.strip()]
+    if not all(isinstance(f, str) and Path(f).is_file() for f in files):
+        return
+    from monai.bundle import ConfigParser
+
+    check_keys(keys, ConfigParser.load_config_files(files), " + ".join(Path(f).name for f in files))
+
+
 def _int(name, v, minimum=None, multiple=None, what="") -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         if isinstance(v, float) and v.is_integer():
@@ -120,6 +165,7 @@ def check_settings(bundle: str, action: str, values: dict, dataset_dir=None, lab
     """
     from medpipe.bundle.registry import BUNDLES
 
+    check_monai_argv()
     spec = BUNDLES.get(bundle)
     for name, v in values.items():
         if name in ("max_epochs", "batch_size"):

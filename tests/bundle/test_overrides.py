@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from medpipe.bundle.overrides import check_keys, check_settings, known_ids, parse_value
 from medpipe.errors import UserError
 
+REPO = Path(__file__).resolve().parents[2]
 RAW = {"max_epochs": 2, "learning_rate": 0.1, "train": {"dataloader": {"num_workers": 2}}, "network_args": {"name": "x"}}
 
 
@@ -46,3 +49,23 @@ def test_bad_values(values, match):
 def test_good_values_pass():
     assert check_settings("sich_seg", "train", {"max_epochs": 1, "image_size": 64, "fold": 0, "device": "cpu",
                                                 "learning_rate": 1e-3, "time_limit_s": None})
+
+
+def test_monai_run_argv_unknown_key_is_refused_with_suggestion():
+    """`python -m monai.bundle run --epochs 1` would silently add an unused key; it is refused instead."""
+    import monai.bundle.__main__ as monai_main
+
+    from medpipe.bundle.overrides import check_monai_argv
+
+    cfg = str(REPO / "bundles" / "sich_cls" / "configs" / "train.json")
+    argv = [monai_main.__file__, "run", "--config_file", cfg, "--epochs", "1", "--image_size=64"]
+    with pytest.raises(UserError, match=r"--epochs: not a setting of train.json; did you mean --max_epochs\?"):
+        check_monai_argv(argv)
+    # known keys, nested ids, --key=value and a list of config files pass
+    ok = [monai_main.__file__, "run", "--config_file", f"['{cfg}']", "--max_epochs", "1",
+          "--image_size=64", "--bundle_root", "x", "--network_args#name", "resnet18"]
+    check_monai_argv(ok)
+    # other processes (the medpipe wrappers, tests) are not checked here
+    check_monai_argv(["medpipe", "run", "--config_file", cfg, "--epochs", "1"])
+    # overrides held in an args file are not second-guessed
+    check_monai_argv([monai_main.__file__, "run", "--config_file", cfg, "--args_file", "a.json", "--epochs", "1"])
