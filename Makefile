@@ -34,6 +34,7 @@ demo: install
 	$(VENV)/bin/medpipe run pipelines/chest_xray.yaml --work_dir runs/demo/chest_xray
 	$(VENV)/bin/medpipe run pipelines/pneumonia.yaml --work_dir runs/demo/pneumonia
 	$(VENV)/bin/medpipe run pipelines/ankle_ct.yaml --work_dir runs/demo/ankle_ct --synth_patients 40 --epochs 10
+	$(VENV)/bin/medpipe run pipelines/ich_subtypes.yaml --work_dir runs/demo/ich_subtypes --epochs 10
 
 test: install
 	$(PY) -m pytest -q tests

@@ -20,8 +20,10 @@ DATASETS = {
     "phe-sich": "data_prep.phe_sich:DATASET",
     "cxr14": "data_prep.cxr14:DATASET",
     "rsna-pneumonia": "data_prep.rsna_pneumonia:DATASET",
+    "rsna-ich": "data_prep.rsna_ich:DATASET",
     "dicom-folder": "data_prep.dicom_folder:DATASET",
     "ankle-ct": "data_prep.ankle_ct:DATASET",
+    "cq500": "data_prep.cq500:DATASET",
 }
 
 

@@ -95,6 +95,21 @@ _PNEU_EXT = "seed project on an independent hospital's test set"
 _ANKLE_SEED = ("seed project (ResNet18, 2D slices; its own split, not ours; its average sensitivity/specificity "
                "counted an absent class as 0, ours average over the classes present)")
 
+#: the RSNA 2019 challenge winner's paper (per-class AUROC on its RSNA test split; weighted log loss 0.04383 on the
+#: private leaderboard) and its CQ500 AUROC; Qure.ai's CQ500 numbers (Chilamkurthy et al., Lancet 2018)
+_RSNA_WINNER = "RSNA 2019 winner (its paper; RSNA test split, full data at 512 px, not ours)"
+RSNA_WINNER_AUROC = {"any": 0.988, "epidural": 0.984, "intraparenchymal": 0.992, "intraventricular": 0.996,
+                     "subarachnoid": 0.985, "subdural": 0.983}
+_QURE = "Qure.ai on CQ500 (Chilamkurthy et al. 2018; scan level vs the majority read)"
+QURE_CQ500_AUROC = {"any": 0.94, "intraparenchymal": 0.95, "intraventricular": 0.93, "subdural": 0.95,
+                    "epidural": 0.97, "subarachnoid": 0.96}
+CLASS_REFERENCES["sich_multilabel"] = [
+    {"source": _RSNA_WINNER, "auroc_mean": None, "auroc_per_class": RSNA_WINNER_AUROC,
+     "note": "slice level on the RSNA challenge data with the winner's split, resolution and ensemble: a landmark, "
+             "not a like-for-like comparison; its weighted log loss was 0.04383 (private leaderboard) and its CQ500 "
+             "AUROC (any) 0.949."},
+]
+
 BUNDLES: dict[str, BundleSpec] = {
     "sich_cls": BundleSpec(
         name="sich_cls", title="Slice classifier (sich_cls, ResNet)", engine="monai", task="classification",
@@ -153,6 +168,15 @@ BUNDLES: dict[str, BundleSpec] = {
         headline=("accuracy", "balanced_accuracy", "kappa", "f1", "sensitivity", "specificity"),
         references={"accuracy": (0.5255, _ANKLE_SEED), "sensitivity": (0.297, _ANKLE_SEED),
                     "specificity": (0.894, _ANKLE_SEED)},
+        min_image_size=32),
+    "sich_multilabel": BundleSpec(
+        name="sich_multilabel", title="Haemorrhage subtypes on head CT (sich_multilabel, any + 5 subtypes)",
+        engine="monai", task="classification", dataset="rsna-ich", label_key="labels",
+        plots=("eval/training_curves.png", "eval/roc.png"),
+        headline=("auroc_mean", "weighted_log_loss", "f1_macro", "f1_micro"),
+        references={"weighted_log_loss": (0.04383, "RSNA 2019 winner, private leaderboard (full data, not ours)"),
+                    **{f"auroc_per_class.{c}": (v, _RSNA_WINNER) for c, v in RSNA_WINNER_AUROC.items()}},
+        external_references={f"auroc_per_class.{c}": (v, _QURE) for c, v in QURE_CQ500_AUROC.items()},
         min_image_size=32),
 }
 

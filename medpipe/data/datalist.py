@@ -214,6 +214,9 @@ def load_split(dataset_dir, fold: int = 0, split: str = "train", task: str | Non
         for key in ("image", "mask"):
             if key in keep and isinstance(keep[key], str):
                 keep[key] = str(base / keep[key])
+        nb = r.get("neighbors")  # 2.5D: the slices before and after (the slice itself at a series' ends)
+        if isinstance(nb, (list, tuple)) and len(nb) == 2 and all(isinstance(v, str) for v in nb):
+            keep["image_prev"], keep["image_next"] = (str(base / v) for v in nb)
         if label_key == "mask":
             if "label" in keep:
                 keep["slice_label"] = keep.pop("label")

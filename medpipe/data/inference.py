@@ -70,7 +70,8 @@ def _read_volume(p: Path, spec: dict):
     import numpy as np
 
     window = spec.get("window")
-    if not window:
+    multi = _named_windows(spec)
+    if not window and not multi:
         raise DataError(f"--input {p}: a volume, but this model was trained on 8-bit slices whose dataset "
                         f"declares no HU window to convert volumes with. Give the 2D slices instead.")
     from medpipe.io.ct import window_to_uint8
@@ -80,7 +81,64 @@ def _read_volume(p: Path, spec: dict):
         slices, _spacing, _ = read_nifti_display_slices(str(p))
     except Exception as e:  # noqa: BLE001 - nibabel raises many kinds for a bad file
         raise DataError(f"--input {p}: not a readable NIfTI volume ({type(e).__name__}: {e}).") from e
+    if multi:  # CT stored in several HU windows (one channel each): (K, H, W, C)
+        return np.stack([np.stack([window_to_uint8(s, w) for w in multi], axis=-1) for s in slices])
     return np.stack([window_to_uint8(s, tuple(window)) for s in slices])
+
+
+def _named_windows(spec: dict) -> list[tuple[float, float]] | None:
+    """The (level, width) of each stored channel when the training data held CT slices in several named HU
+    windows (``window_channels`` + ``windows`` of the dataset's input header), else None."""
+    names, windows = spec.get("window_channels"), spec.get("windows")
+    if not names or not isinstance(windows, dict) or not all(n in windows for n in names):
+        return None
+    return [tuple(float(v) for v in windows[n]) for n in names]
+
+
+def _ct_series_records(p: Path, dicoms: list[Path], windows: list[tuple[float, float]]) -> list[dict]:
+    """Records of CT DICOMs for a model trained on several HU windows: each file read in HU, windowed into one
+    channel per window, slices grouped by series and ordered along the patient axis (``volume`` = the series,
+    so that slice probabilities are pooled per series; ``image_prev``/``image_next`` for 2.5D models)."""
+    import logging
+
+    import numpy as np
+
+    from medpipe.io.ct import window_to_uint8
+    from medpipe.io.ct_dicom import group_series, order_series, read_ct_header, read_ct_hu
+    from medpipe.io.dicom import DicomError
+
+    heads, bad = [], []
+    for f in dicoms:
+        try:
+            h = read_ct_header(f)
+            h["path"] = str(f)
+            heads.append(h)
+        except DicomError as e:
+            bad.append(f"{f}: {e}")
+    out = []
+    for series, hs in group_series(heads).items():
+        ordered = order_series(hs)
+        imgs = []
+        for h in ordered:
+            try:
+                hu, _ = read_ct_hu(h["path"])
+            except DicomError as e:
+                bad.append(f"{h['path']}: {e}")
+                continue
+            imgs.append((h, np.stack([window_to_uint8(hu, w) for w in windows], axis=-1)))
+        for k, (h, img) in enumerate(imgs):
+            prev_img, next_img = imgs[max(k - 1, 0)][1], imgs[min(k + 1, len(imgs) - 1)][1]
+            out.append({"image": img, "image_prev": prev_img, "image_next": next_img, "image_path": h["path"],
+                        "patient": str(h.get("patient") or series), "slice": k, "volume": str(series),
+                        "patient_id": str(h.get("patient") or ""), "study_uid": str(h.get("study") or ""),
+                        "series_uid": str(series), "sop_uid": str(h.get("sop") or ""), "view": ""})
+    if bad:
+        logging.getLogger("medpipe").warning("%d of %d DICOM files skipped:\n  %s", len(bad), len(dicoms),
+                                             "\n  ".join(bad[:20]))
+    if not out:
+        raise DataError(f"--input {p}: none of its {len(dicoms)} DICOM files could be read as CT "
+                        f"({bad[0] if bad else 'no slices'}).")
+    return out
 
 
 def list_inputs(path: str | os.PathLike, input_spec: dict | None = None, level: str = "slice") -> list[dict]:
@@ -123,7 +181,10 @@ def list_inputs(path: str | os.PathLike, input_spec: dict | None = None, level: 
                  "volume": str(v)} for v in vols]
     if p.is_file() and is_nifti(p):
         stack = _read_volume(p, spec)
-        return [{"image": s, "image_path": f"{p}#{k}", "patient": _volume_name(p), "slice": k, "volume": str(p)}
+        n = len(stack)
+        return [{"image": s, "image_path": f"{p}#{k}", "patient": _volume_name(p), "slice": k, "volume": str(p),
+                 **({"image_prev": stack[max(k - 1, 0)], "image_next": stack[min(k + 1, n - 1)]}
+                    if _named_windows(spec) else {})}
                 for k, s in enumerate(stack)]
     if p.is_file():
         files = [p]
@@ -134,6 +195,10 @@ def list_inputs(path: str | os.PathLike, input_spec: dict | None = None, level: 
             raise DataError(f"--input {p}: no PNG/JPG slices or DICOM files in this folder (searched its "
                             f"sub-folders too), and it is not a .nii/.nii.gz volume.")
     dicoms = [f for f in files if is_dicom(f)]
+    if dicoms and _named_windows(spec):
+        if len(dicoms) != len(files):
+            raise DataError(f"--input {p}: holds both DICOM files and PNG/JPG images; give a folder of one kind.")
+        return _ct_series_records(p, dicoms, _named_windows(spec))
     if dicoms:
         return _dicom_records(p, files, dicoms)
     out = []

@@ -92,6 +92,9 @@ class TrainingHistory:
             batch = engine.state.batch
             imgs = batch[self.image_key] if isinstance(batch, dict) else torch.stack([b[self.image_key] for b in batch])
             imgs = imgs[: self.n_images].detach().float().cpu()
+            if imgs.ndim == 4 and imgs.shape[1] not in (1, 3):  # e.g. 2.5D stacks: the middle slice's channels
+                c = imgs.shape[1]
+                imgs = imgs[:, c // 2 - 1: c // 2 + 2] if c % 3 == 0 else imgs[:, :1]
             if imgs.ndim == 4:
                 lo = imgs.amin(dim=(1, 2, 3), keepdim=True)
                 hi = imgs.amax(dim=(1, 2, 3), keepdim=True)

@@ -21,7 +21,7 @@ POS_WEIGHT = {"auto": "weighted_loss", "none": "none"}
 
 def build_loss(kind: str, data: list[dict] | None = None, imbalance: str = "weighted_loss", num_classes: int = 2,
                device="cpu", key: str = "label", setting: str = "imbalance",
-               label_smoothing: float = 0.0) -> torch.nn.Module:
+               label_smoothing: float = 0.0, class_names=None, class_loss_weights: dict | None = None) -> torch.nn.Module:
     """The training loss for ``kind`` labels.
 
     Args:
@@ -37,6 +37,11 @@ def build_loss(kind: str, data: list[dict] | None = None, imbalance: str = "weig
         setting: the config setting that chose ``imbalance`` (``imbalance`` or ``pos_weight``), for
             messages.
         label_smoothing: binary/multiclass: cross-entropy label smoothing in [0, 1) (0: none).
+        class_names: multi-label: the class names (needed with ``class_loss_weights``).
+        class_loss_weights: multi-label: ``{class name: weight}`` of each label's BCE term (absent
+            names weigh 1), scaled so that the loss is the weighted mean over the labels, e.g.
+            ``{"any": 2}``: the RSNA 2019 challenge's weighted log loss
+            (:func:`medpipe.metrics.multilabel.weighted_log_loss`).
 
     Example:
         >>> build_loss("multiclass", [{"label": 0}, {"label": 2}, {"label": 2}], num_classes=3).weight.shape
@@ -60,7 +65,20 @@ def build_loss(kind: str, data: list[dict] | None = None, imbalance: str = "weig
 
             logging.getLogger("medpipe").info("BCE positive weights (negatives/positives of %d training records): %s",
                                               len(data), ", ".join(f"{v:.3g}" for v in pw.tolist()))
-        return torch.nn.BCEWithLogitsLoss(pos_weight=pw)
+        w = None
+        if class_loss_weights:
+            names = list(class_names or [])
+            unknown = sorted(set(class_loss_weights) - set(names))
+            if unknown:
+                raise UserError(f"--class_loss_weights: {', '.join(unknown)} not among this model's classes "
+                                f"({', '.join(names)}); name classes of the dataset's labels.")
+            if any(float(v) < 0 for v in class_loss_weights.values()):
+                raise UserError("--class_loss_weights: weights must be 0 or more.")
+            raw = torch.tensor([float(class_loss_weights.get(n, 1.0)) for n in names])
+            if float(raw.sum()) <= 0:
+                raise UserError("--class_loss_weights: at least one class needs a positive weight.")
+            w = (raw * len(names) / raw.sum()).to(device)
+        return torch.nn.BCEWithLogitsLoss(weight=w, pos_weight=pw)
     if kind in ("binary", "multiclass"):
         w = class_weights(data, key, num_classes).to(device) if weighted else None
         if not 0.0 <= float(label_smoothing or 0.0) < 1.0:

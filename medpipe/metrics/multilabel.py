@@ -182,3 +182,40 @@ def best_thresholds_per_class(y_true, y_prob, metric: str = "f1", default: float
         undefined = n_pos == 0 or (metric == "youden" and n_pos == y.shape[0])
         out.append(float(default) if undefined else best_threshold(y[:, k], p[:, k], metric))
     return out
+
+
+def weighted_log_loss(y_true, y_prob, class_names: Sequence[str], weights: dict | Sequence[float] | None = None,
+                      eps: float = 1e-7) -> float:
+    """Weighted multi-label logarithmic loss, as scored in the RSNA 2019 haemorrhage challenge.
+
+    Each label's binary log loss, averaged over the records, then averaged over the labels with
+    ``weights`` (the challenge weights ``any`` 2 and each subtype 1). Probabilities are clipped to
+    ``[eps, 1 - eps]``. Equal to a per-record weighted mean averaged over the records.
+
+    Args:
+        y_true: 0/1 labels ``(N, C)``.
+        y_prob: probabilities ``(N, C)``.
+        class_names: the ``C`` names in column order.
+        weights: ``{name: weight}`` (absent names weigh 1) or one weight per column; None: all 1.
+        eps: clipping of the probabilities.
+
+    Example:
+        >>> round(weighted_log_loss([[1, 0]], [[0.9, 0.2]], ["any", "epidural"], {"any": 2}), 4)
+        0.1446
+    """
+    names = _class_names(class_names, min_classes=1)
+    y = _as_label_matrix(y_true).astype(np.float64)
+    p = np.clip(_as_prob_matrix(y_prob, y.shape).astype(np.float64), eps, 1 - eps)
+    if weights is None:
+        w = np.ones(len(names))
+    elif isinstance(weights, dict):
+        unknown = set(weights) - set(names)
+        if unknown:
+            raise ValueError(f"weights name unknown classes {sorted(unknown)} (classes: {names})")
+        w = np.asarray([float(weights.get(n, 1.0)) for n in names])
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(names),):
+            raise ValueError(f"{len(w)} weights for {len(names)} classes")
+    per_class = -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(axis=0)
+    return float((per_class * w).sum() / w.sum())

@@ -59,3 +59,28 @@ def store_gray_png(img, dst: str | os.PathLike, cache_size: int = 0) -> tuple[in
         resized = True
     im.save(dst, format="PNG", compress_level=1)
     return im.width, im.height, resized
+
+
+def store_rgb_png(img, dst: str, cache_size: int = 0) -> tuple[int, int, bool]:
+    """Write an 8-bit ``(H, W, 3)`` image (e.g. a CT slice in three HU windows) as PNG, the longer side shrunk
+    to ``cache_size`` when larger (bilinear, as :func:`store_gray_png`), compression level 1.
+
+    Returns:
+        ``(width, height, resized)`` of the stored image.
+
+    Raises:
+        ValueError: the image is not ``(H, W, 3)``.
+    """
+    import numpy as np
+    from PIL import Image
+
+    img = np.ascontiguousarray(img)
+    if img.ndim != 3 or img.shape[-1] != 3:
+        raise ValueError(f"store_rgb_png: expected an (H, W, 3) uint8 image, got shape {img.shape}")
+    im = Image.fromarray(img.astype(np.uint8, copy=False), mode="RGB")
+    resized = False
+    if cache_size and max(im.size) > cache_size:
+        im = im.resize(resized_size(im.width, im.height, cache_size), Image.Resampling.BILINEAR)
+        resized = True
+    im.save(dst, format="PNG", compress_level=1)
+    return im.width, im.height, resized

@@ -85,6 +85,9 @@ class Converter:
     #: trained elsewhere): every record goes to the datalist's ``test``, ``training`` is empty,
     #: ``num_folds`` is 0 and ``--folds``/``--test-fraction`` are refused (no split is made)
     test_only: bool = False
+    #: True for a dataset whose label tables are worth preparing without any image (e.g. a reads file
+    #: alone): the run then writes a datalist without records instead of failing "no usable files"
+    allow_no_records: bool = False
 
     def __init__(self, spec, options: dict):
         self.spec = spec

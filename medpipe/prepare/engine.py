@@ -387,7 +387,7 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
         inputs[p["kind"]] += 1
         skipped.append(dict(p))
     ignored = [{"path": f[0], "reason": R.own_file_reason(f[0])} for f in own]
-    if not plan.units:
+    if not plan.units and not conv.allow_no_records:
         raise DataError(f"--src {src}: no usable {spec.title} files found"
                         + (f" ({len(skipped)} entries skipped; first: {skipped[0]['path']}: {skipped[0]['reason']})"
                            if skipped else "") + ". Check --src.")
@@ -406,7 +406,7 @@ def _build(spec, conv, src, out, opts, located, scan, files, own, fp, workers, s
             anomalies += res.anomalies
             used += res.used
             links.update(res.links)
-        if not records:
+        if not records and not conv.allow_no_records:
             first = skipped[0] if skipped else {"path": "?", "reason": ""}
             raise DataError(f"--src {src}: every input was skipped ({len(skipped)} entries); first: "
                             f"{first['path']}: {first['reason']}. Read the reasons above and check --src.")

@@ -84,8 +84,9 @@ def summary_lines(rep: dict, conv=None) -> list[str]:
     if rep.get("positives") is not None and rep["tasks"]:
         head += f"; positives {rep['positives']} ({rep['positive_patients']} patients with one)"
     lines = [head, *accounting_lines(rep, getattr(conv, "skip_words", None)),
-             (f"test only (no training folds): {rep['test']['patients']}p/{rep['test']['records']}r/"
-              f"{rep['test']['positives']}+" if rep.get("test_only") else
+             (f"test only (no training folds): {(rep['test'] or {}).get('patients', 0)}p/"
+              f"{(rep['test'] or {}).get('records', 0)}r/{(rep['test'] or {}).get('positives', 0)}+"
+              if rep.get("test_only") else
               "folds: " + ", ".join(f"{f['fold']}: {f['patients']}p/{f['records']}r/{f['positives']}+" for f in rep["folds"])
               + (f"; test: {rep['test']['patients']}p/{rep['test']['records']}r" if rep.get("test") else "")),
              f"anomalies: {len(rep['anomalies'])}"

@@ -477,7 +477,7 @@ def _ref(spec, key: str) -> str:
 
 
 #: row labels of metrics.json keys
-_LABELS = {"map50": "box mAP@0.5", "map50_95": "box mAP@0.5:0.95",
+_LABELS = {"weighted_log_loss": "weighted log loss", "map50": "box mAP@0.5", "map50_95": "box mAP@0.5:0.95",
            "dice_per_case_mean": "Dice, mean over positive slices",
            "dice": "Dice (global)", "iou": "IoU (global)", "sensitivity": "sensitivity (pixels)",
            "specificity": "specificity", "auroc": "AUROC", "auroc_mean": "AUROC, mean over classes",
@@ -916,6 +916,80 @@ def _external_section(doc: _Doc, spec, run: Path, synthetic: bool | None) -> Non
 
 
 
+def _kappa(v) -> str:
+    return DASH if v is None else f"{v:.3f}"
+
+
+def _scan_section(doc: _Doc, spec, run: Path, synthetic: bool | None) -> None:
+    """Scan-level results of a multi-label slice classifier (slice probabilities pooled per scan), on its
+    validation fold and on every other set it was evaluated on, with each reader and the readers' agreement."""
+    sets = []
+    for d in [run] + sorted(run.glob("eval-*")):
+        m = _read_json(d / "eval" / "metrics.json")
+        if m and isinstance(m.get("scan_level"), dict) and m["scan_level"].get("aggregations"):
+            ext = _read_json(d / "eval" / "internal_vs_external.json") or {}
+            name = "validation fold" if d == run else (ext.get("external") or {}).get("dataset") or d.name
+            sets.append((name, m, m["scan_level"]))
+    if not sets:
+        return
+    doc.heading(3, "Scan level")
+    names = list(sets[0][2]["aggregations"][sets[0][2]["primary"]]["auroc_per_class"])
+    head = ["AUROC"]
+    for name, m, sl in sets:
+        head.append(f"{name}: slices (n={m.get('n', '?')})")
+        head.append(f"{name}: scans, {sl['primary']} of the slices (n={sl['n_scans']})")
+    ext_refs = getattr(spec, "external_references", {}) or {}
+    if ext_refs:
+        head.append(sorted({v[1] for v in ext_refs.values()})[0] + (" (REAL data: not comparable)" if synthetic else ""))
+    rows = []
+    for c in names + ["mean"]:
+        row = [c]
+        for _, m, sl in sets:
+            a = sl["aggregations"][sl["primary"]]
+            if c == "mean":
+                row += [_value(m.get("auroc_mean"), m.get("auroc_mean_ci")),
+                        _value(a.get("auroc_mean"), (a.get("ci") or {}).get("auroc_mean"))]
+            else:
+                row += [_value((m.get("auroc_per_class") or {}).get(c), (m.get("auroc_ci_per_class") or {}).get(c)),
+                        _value(a["auroc_per_class"].get(c), ((a.get("ci") or {}).get("auroc_per_class") or {}).get(c))]
+        if ext_refs:
+            row.append(_text(ext_refs[f"auroc_per_class.{c}"][0]) if f"auroc_per_class.{c}" in ext_refs else DASH)
+        rows.append(row)
+    w = {c: v for c, v in (sets[0][1].get("weighted_log_loss_weights") or {}).items() if v != 1}
+    row = ["weighted log loss" + (f" ({', '.join(f'{c} x{v:g}' for c, v in w.items())})" if w else "")]
+    for _, m, sl in sets:
+        row += [_text(m.get("weighted_log_loss")), _text(sl["aggregations"][sl["primary"]].get("weighted_log_loss"))]
+    rows.append(row + ([""] if ext_refs else []))
+    doc.table(rows, head, ref_cols=(len(head) - 1,) if ext_refs else ())
+    agg = ", ".join(f"{k} {_text(v.get('auroc_mean'))}" for k, v in sets[-1][2]["aggregations"].items())
+    notes = [f"A scan's probability of each label is the {sets[0][2]['primary']} of its slices' (other rules, mean "
+             f"AUROC on {sets[-1][0]}: {agg}). Scan truth: {sets[-1][2]['aggregations'][sets[-1][2]['primary']].get('truth')}."]
+    notes += [f"On {name}: {sl['note'][0].upper()}{sl['note'][1:]}" for name, _, sl in sets if sl.get("note")][:1]
+    doc.para(" ".join(notes), cls="note")
+    for name, _, sl in sets:
+        rd = sl["aggregations"][sl["primary"]].get("readers")
+        if not rd:
+            continue
+        doc.heading(3, f"Model and readers on {name}")
+        readers = rd["readers"]
+        agree = rd.get("reader_agreement") or {}
+        pairs = sorted({p for c in names for p in ((agree.get(c) or {}).get("cohen_kappa") or {})})
+        head = (["label"] + [f"AUROC vs {r}" for r in readers] + [f"kappa model vs {r}" for r in readers]
+                + [f"kappa {p}" for p in pairs] + ["Fleiss kappa (readers)", "positives " + " / ".join(readers)])
+        rows = []
+        for c in names:
+            a = agree.get(c) or {}
+            rows.append([c] + [_value(rd["model_vs_reader"][r]["auroc_per_class"].get(c)) for r in readers]
+                        + [_kappa(rd["model_vs_reader"][r]["kappa_model_vs_reader"].get(c)) for r in readers]
+                        + [_kappa((a.get("cohen_kappa") or {}).get(p)) for p in pairs] + [_kappa(a.get("fleiss_kappa"))]
+                        + [" / ".join(str(rd["model_vs_reader"][r]["positives"].get(c, "?")) for r in readers)])
+        doc.table(rows, head)
+        doc.para("The model is scored against each reader as the readers are against one another: Cohen's kappa "
+                 "of the model's decision (validation-chosen threshold) with a reader sits beside the kappa of two "
+                 "readers; Fleiss' kappa is the three readers' agreement. A model whose kappa with each reader "
+                 "reaches the readers' own agreement reads these scans about as consistently as they do.", cls="note")
+
+
 #: images shown with a classifier's heat map and a detector's boxes together
 N_PAIRED = 4
 
@@ -1077,6 +1151,7 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
         if kf:
             _kfold_section(doc, kf)
         _external_section(doc, spec, run, synthetic)
+        _scan_section(doc, spec, run, synthetic)
         doc.heading(3, "Training settings")
         doc.kv(_bundle_settings(cfg, runs[spec.name], epochs))
         curves, large, plots, examples = _images(run, spec.plots)

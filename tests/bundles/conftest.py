@@ -42,6 +42,9 @@ BUNDLE_ROWS = {
                           "ddp": False},
     # ResNet18 + attention on 32-px slices (area-resized from the 64-px synthetic ankles)
     "ankle_ct_cls": {"train": ["--image_size", "32", "--batch_size", "8"], "runtime": [], "ddp": True},
+    # ResNet18 on 2.5D input (three windows of the slice and its neighbours: 9 channels), 32 px
+    "sich_multilabel": {"train": ["--image_size", "32", "--batch_size", "8", "--network_name", "resnet18",
+                                  "--context", "1"], "runtime": [], "ddp": True},
 }
 #: how each registered dataset is made tiny: its synthesizer's options, then prepare's
 TINY_DATASETS = {
@@ -50,6 +53,7 @@ TINY_DATASETS = {
     "cxr14": {"synth": {"patients": 15, "size": 64, "seed": 1}, "prepare": {"folds": 3}},
     "rsna-pneumonia": {"synth": {"patients": 15, "size": 64, "seed": 1}, "prepare": {"folds": 3, "test_size": 3}},
     "ankle-ct": {"synth": {"patients": 10, "size": 64, "seed": 1, "slices": 8}, "prepare": {"folds": 3}},
+    "rsna-ich": {"synth": {"patients": 10, "size": 64, "seed": 1}, "prepare": {"folds": 3}},
 }
 
 GUARD = '''

@@ -63,3 +63,20 @@ def test_attention_examples_one_correct_and_one_wrong_per_class():
             {"label": 1, "scores": [0.2, 0.8]}]
     ex = AttentionOverlays(None, None, ["a", "b"], "/tmp").examples(rows)
     assert [(o, r["scores"][0]) for o, r in ex] == [("correct", 0.9), ("wrong", 0.3), ("correct", 0.2)]
+
+
+def test_scan_pooling_max_and_topk_with_multilabel_labels():
+    import numpy as np
+    import pytest
+
+    from medpipe.evaluation.aggregate import aggregate_by, pool_scores
+
+    rows = [{"scan": "s1", "scores": [0.1, 0.9], "label": [1, 1]}, {"scan": "s1", "scores": [0.7, 0.2], "label": [1, 1]},
+            {"scan": "s1", "scores": [0.3, 0.4], "label": [1, 1]}, {"scan": "s2", "scores": [0.2, 0.1], "label": [0, 0]}]
+    by_max = {r["scan"]: r for r in aggregate_by(rows, "scan", method="max")}
+    assert by_max["s1"]["scores"] == pytest.approx([0.7, 0.9]) and by_max["s1"]["label"] == [1, 1]
+    top2 = {r["scan"]: r for r in aggregate_by(rows, "scan", method="top2")}
+    assert top2["s1"]["scores"] == pytest.approx([0.5, 0.65]) and top2["s2"]["scores"] == pytest.approx([0.2, 0.1])
+    assert np.allclose(pool_scores([[0.1, 0.9], [0.7, 0.2]], "top1"), pool_scores([[0.1, 0.9], [0.7, 0.2]], "max"))
+    with pytest.raises(ValueError, match="top<k>"):
+        pool_scores([[0.1]], "median")

@@ -25,3 +25,24 @@ def test_multilabel_pos_weight_setting():
     assert build_loss("multilabel", data, "none", 2, setting="pos_weight").pos_weight is None
     with pytest.raises(UserError, match="--pos_weight balanced: choose auto"):
         build_loss("multilabel", data, "balanced", 2, setting="pos_weight")
+
+
+def test_class_loss_weights_give_the_challenge_weighted_log_loss():
+    import numpy as np
+    import pytest
+    import torch
+
+    from medpipe.errors import UserError
+    from medpipe.losses.classification import build_loss
+    from medpipe.metrics.multilabel import weighted_log_loss
+
+    names = ["any", "epidural", "subdural"]
+    logits = torch.tensor([[1.5, -2.0, 0.3], [-0.7, -1.0, -2.5]])
+    y = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    loss = build_loss("multilabel", None, "none", 3, setting="pos_weight", class_names=names,
+                      class_loss_weights={"any": 2})
+    expect = weighted_log_loss(y.numpy(), torch.sigmoid(logits).numpy(), names, {"any": 2})
+    assert float(loss(logits, y)) == pytest.approx(expect, rel=1e-5)
+    with pytest.raises(UserError, match="ANY not among"):
+        build_loss("multilabel", None, "none", 3, setting="pos_weight", class_names=names, class_loss_weights={"ANY": 2})
+    assert np.isfinite(float(build_loss("multilabel", None, "none", 3, setting="pos_weight")(logits, y)))

@@ -130,3 +130,28 @@ def test_bad_input(y, p, names, thr, match):
 def test_best_thresholds_bad_metric():
     with pytest.raises(ValueError, match="metric"):
         best_thresholds_per_class([[0, 1]], [[0.2, 0.3]], metric="auroc")
+
+
+def test_weighted_log_loss_hand_computed_and_against_sklearn():
+    import math
+
+    from sklearn.metrics import log_loss
+
+    from medpipe.metrics.multilabel import weighted_log_loss
+
+    names = ["any", "epidural", "subdural"]
+    y = [[1, 0, 1], [0, 0, 0]]
+    p = [[0.8, 0.1, 0.6], [0.3, 0.2, 0.1]]
+    # by hand: per-class mean binary log loss, then weights any 2, others 1
+    any_ = -(math.log(0.8) + math.log(0.7)) / 2
+    epi = -(math.log(0.9) + math.log(0.8)) / 2
+    sdh = -(math.log(0.6) + math.log(0.9)) / 2
+    assert weighted_log_loss(y, p, names, {"any": 2}) == pytest.approx((2 * any_ + epi + sdh) / 4, abs=1e-12)
+    ya, pa = np.asarray(y), np.asarray(p)
+    sk = [log_loss(ya[:, k], pa[:, k], labels=[0, 1]) for k in range(3)]
+    assert weighted_log_loss(y, p, names, [2, 1, 1]) == pytest.approx((2 * sk[0] + sk[1] + sk[2]) / 4, abs=1e-9)
+    assert weighted_log_loss(y, p, names) == pytest.approx(np.mean(sk), abs=1e-9)
+    # certain and right -> ~0 (clipped), never inf
+    assert weighted_log_loss([[1, 0, 0]], [[1.0, 0.0, 0.0]], names) < 1e-6
+    with pytest.raises(ValueError, match="unknown classes"):
+        weighted_log_loss(y, p, names, {"ANY": 2})
