@@ -25,7 +25,7 @@ from pathlib import Path
 from medpipe.errors import UserError
 from medpipe.utils.fs import write_json
 
-ACTIONS = ("synth", "prepare", "bundle", "evaluate", "report")
+ACTIONS = ("synth", "prepare", "bundle", "evaluate", "infer", "report")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -158,6 +158,7 @@ ACTION_ARGS = {"synth": {"dataset", "out", "patients", "size", "seed"},
                "prepare": {"dataset", "src", "src_if_null", "out", "folds", "seed", "val_fold", "workers", "test_fraction",
                            "options"},
                "evaluate": {"bundle", "ckpt_path", "dataset_dir", "records", "output_dir", "num_workers", "device"},
+               "infer": {"bundle", "ckpt_path", "input", "output_dir", "num_workers", "device"},
                "report": {"work_dir", "data_dir", "out"}}
 
 
@@ -298,6 +299,9 @@ class PipelineRunner:
         if step.action == "evaluate":
             m = Path(a["output_dir"]) / "eval" / "metrics.json"
             return [m], _file_sha(m) or ""
+        if step.action == "infer":
+            p = Path(a["output_dir"]) / "predictions.csv"
+            return [p], _file_sha(p) or ""
         if step.action == "bundle":
             out = Path(a["output_dir"])
             folds = self._folds(step, a)
@@ -334,6 +338,12 @@ class PipelineRunner:
         elif step.action == "evaluate":  # a trained model on another set (held-out patients, an external site)
             cmd = self._cmd("evaluate", a["bundle"], "--ckpt_path", a["ckpt_path"])
             for k in ("dataset_dir", "records", "output_dir", "num_workers", "device"):
+                if a.get(k) is not None:
+                    cmd += [f"--{k}", a[k]]
+            self._run(cmd)
+        elif step.action == "infer":  # a trained model (e.g. given by its checkpoint) applied to a folder of images
+            cmd = self._cmd("infer", a["bundle"], "--ckpt_path", a["ckpt_path"], "--input", a["input"])
+            for k in ("output_dir", "num_workers", "device"):
                 if a.get(k) is not None:
                     cmd += [f"--{k}", a[k]]
             self._run(cmd)

@@ -990,6 +990,55 @@ def _scan_section(doc: _Doc, spec, run: Path, synthetic: bool | None) -> None:
                  "reaches the readers' own agreement reads these scans about as consistently as they do.", cls="note")
 
 
+#: patients listed at most in a table of an applied model's predictions
+N_APPLIED = 40
+
+
+def _applied_sections(doc: _Doc, work: Path, data_dir: Path | None) -> None:
+    """Multi-label models applied to this dataset by an ``infer`` step (``WORK_DIR/<step>/predictions.csv``
+    with ``p_<label>``/``pred_<label>`` columns, from a checkpoint trained elsewhere): per patient, the
+    highest slice probability of each label and how many slices cross its threshold, beside the dataset's
+    own label."""
+    import csv
+
+    for pred in sorted(work.glob("*/predictions.csv")):
+        d = pred.parent
+        if (d / "models").is_dir() or (d / "eval").is_dir():
+            continue  # a training or evaluation run, reported elsewhere
+        with open(pred, newline="") as f:
+            rows = list(csv.DictReader(f))
+        names = [c[2:] for c in (rows[0] if rows else {}) if c.startswith("p_")]
+        if not rows or not all(f"pred_{c}" in rows[0] for c in names) or len(names) < 2:
+            continue
+        own: dict = {}
+        patient_of: dict = {}  # the dataset's patient of each image file (the model's own naming may not know it)
+        dl = _read_json(Path(data_dir) / "datalist.json") if data_dir else None
+        for r in (dl or {}).get("training", []) + (dl or {}).get("test", []):
+            patient_of[Path(str(r.get("image", ""))).name] = str(r.get("patient"))
+            if isinstance(r.get("label"), int):
+                own.setdefault(str(r.get("patient")), []).append(r["label"])
+        by: dict = {}
+        for r in rows:
+            by.setdefault(patient_of.get(Path(r.get("image", "")).name, r.get("patient", "")), []).append(r)
+        doc.heading(2, f"Applied model: {d.name} ({', '.join(names)})")
+        doc.para(f"A multi-label model trained elsewhere, applied by the pipeline to every slice ({len(rows)} slices, "
+                 f"{len(by)} patients; {d.name}/predictions.csv). Per patient: the highest slice probability of each "
+                 f"label and, in brackets, the slices at or above the label's threshold (chosen on the model's own "
+                 f"validation fold). The dataset has no such labels: this is a description, not a score.", cls="note")
+        table = []
+        for patient, rs in sorted(by.items())[:N_APPLIED]:
+            cells = [patient, str(len(rs))]
+            if own:
+                lab = own.get(patient)
+                cells.append(DASH if lab is None else f"{sum(1 for v in lab if v > 0)} / {len(lab)}")
+            for c in names:
+                cells.append(f"{max(float(r[f'p_{c}']) for r in rs):.2f} ({sum(int(r[f'pred_{c}']) for r in rs)})")
+            table.append(cells)
+        doc.table(table, ["patient", "slices"] + (["dataset's positive slices"] if own else []) + names)
+        if len(by) > N_APPLIED:
+            doc.para(f"First {N_APPLIED} of {len(by)} patients; all in {d.name}/predictions.csv.", cls="note")
+
+
 #: images shown with a classifier's heat map and a detector's boxes together
 N_PAIRED = 4
 
@@ -1169,6 +1218,7 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
             # heat maps carry long titles and a colour bar: shown larger than outcome examples
             doc.figures([(p, _example_caption(p)) for p in files], "examples" if by_outcome else "cams")
 
+    _applied_sections(doc, work, Path(data_dir) if data_dir else work / "data")
     _comparison_section(doc, {n: r for n, (_, r) in kfolds.items()}, specs, _unit(rep))
     _paired_section(doc, specs, {n: r for n, (_, r) in kfolds.items()})
     if synthetic:

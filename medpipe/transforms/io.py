@@ -195,3 +195,15 @@ def channel_indices(input_spec: Mapping, window_channels="all") -> list[int]:
         raise UserError(f"--window_channels {','.join(wanted)}: {', '.join(bad) or 'nothing'} not among the "
                         f"dataset's windows ({', '.join(names)}); name some of them, or use all.")
     return [names.index(w) for w in wanted]
+
+
+def check_input_channels(records: list[dict], channels, key: str = "image") -> list[dict]:
+    """Load the first record's image and refuse inputs with fewer channels than the model reads, before the data
+    loader starts (an error inside a loader worker would reach the user as a traceback); returns ``records``.
+
+    Raises:
+        DataError: naming the file and what to do (see :func:`load_channels`).
+    """
+    if records:
+        load_channels(records[0][key], channels)
+    return records

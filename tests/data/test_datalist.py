@@ -124,3 +124,26 @@ def test_inference_inputs_are_named_by_the_checkpoints_pattern(tmp_path):
         nii = tmp_path / "v.nii.gz"
         nii.write_bytes(b"")
         list_inputs(nii, {"window": None})
+
+
+def test_ct_dicom_series_for_a_model_trained_on_named_windows(tmp_path):
+    """A folder of CT DICOMs for a multi-window model: HU windowed per channel as in training, slices grouped by
+    series and ordered along the patient axis whatever the file order, neighbours taken from the series."""
+    import numpy as np
+
+    from medpipe.data.inference import list_inputs
+    from medpipe.io.ct import window_to_uint8
+    from medpipe.io.ct_dicom import CT_WINDOWS, write_ct_series
+
+    hu = np.stack([np.full((16, 16), v, np.float32) for v in (0.0, 40.0, 80.0, 120.0)])
+    names = [f"f{i}.dcm" for i in (3, 1, 2, 0)]  # file names out of z order
+    write_ct_series(tmp_path / "s", hu, patient_id="P1", study_uid="1.2.3", series_uid="1.2.3.4", file_names=names)
+    spec = {"channels": 3, "window_channels": ["brain", "subdural", "soft_tissue"],
+            "windows": {k: list(v) for k, v in CT_WINDOWS.items()}}
+    recs = list_inputs(tmp_path / "s", spec)
+    assert [r["slice"] for r in recs] == [0, 1, 2, 3] and {r["volume"] for r in recs} == {"1.2.3.4"}
+    assert recs[0]["patient"] == "P1" and recs[0]["image"].shape == (16, 16, 3)
+    levels = [float(r["image"][0, 0, 0]) for r in recs]  # brain window of 0, 40, 80, 120 HU in z order
+    assert levels == [float(window_to_uint8(np.array([v]), CT_WINDOWS["brain"])[0]) for v in (0, 40, 80, 120)]
+    assert recs[0]["image_prev"] is recs[0]["image"] and recs[1]["image_prev"] is recs[0]["image"]
+    assert recs[-1]["image_next"] is recs[-1]["image"]

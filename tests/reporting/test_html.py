@@ -201,3 +201,32 @@ def test_kfold_localisation_and_prevalence_sections(tmp_path):
     assert "| Nodule | 2 | 1 | 2 | 10.00 % | 20.00 % | 0.5 |" in md and "4.00 : 1 in images" in md
     html_text = (tmp_path / "rep/report.html").read_text()
     assert 'class="figs large"' in html_text  # the ROC figure at full size
+
+
+def test_applied_multilabel_model_gets_a_per_patient_table(tmp_path):
+    """An `infer` step's predictions of a model trained elsewhere (e.g. haemorrhage subtypes on PHE-SICH): per
+    patient of the dataset (joined on the image file name), the highest probability and the slices above threshold."""
+    import json as _json
+
+    from medpipe.reporting.html import _applied_sections, _Doc
+
+    work, data = tmp_path / "work", tmp_path / "data"
+    (work / "subtypes").mkdir(parents=True)
+    (work / "sich_cls" / "models").mkdir(parents=True)  # a training run's predictions are not an applied model
+    (work / "sich_cls" / "predictions.csv").write_text("patient,image,p_a,pred_a,p_b,pred_b\nx,/i/x.png,0.1,0,0.2,0\n")
+    (work / "subtypes" / "predictions.csv").write_text(
+        "patient,slice,image,p_any,pred_any,p_sdh,pred_sdh\n"
+        "0001_00,0,/d/images/0001_00.png,0.9,1,0.2,0\n0001_01,1,/d/images/0001_01.png,0.6,1,0.7,1\n"
+        "0002_00,0,/d/images/0002_00.png,0.1,0,0.05,0\n")
+    data.mkdir()
+    (data / "datalist.json").write_text(_json.dumps({"training": [
+        {"image": "images/0001_00.png", "patient": "0001", "label": 1, "fold": 0},
+        {"image": "images/0001_01.png", "patient": "0001", "label": 0, "fold": 0},
+        {"image": "images/0002_00.png", "patient": "0002", "label": 0, "fold": 1}]}))
+    (tmp_path / "img").mkdir()
+    doc = _Doc(tmp_path / "img")
+    _applied_sections(doc, work, data)
+    md = "\n".join(doc.M)
+    assert "Applied model: subtypes (any, sdh)" in md and "sich_cls" not in md
+    assert "| 0001 | 2 | 1 / 2 | 0.90 (2) | 0.70 (1) |" in md
+    assert "| 0002 | 1 | 0 / 1 | 0.10 (0) | 0.05 (0) |" in md
