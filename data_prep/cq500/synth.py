@@ -40,8 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.cq500 import layout as L
-from medpipe.prepare.spec import OptionError
-from medpipe.prepare.synthetic import existing, write_marker
+from medpipe.prepare.synthetic import check_synth_args, existing, write_marker
 from medpipe.utils.fs import atomic_output_dir
 
 #: bump when the output for the same arguments changes
@@ -69,20 +68,11 @@ READER_ERRORS = {"R1": (0.06, 0.03), "R2": (0.08, 0.02), "R3": (0.1, 0.015)}
 TRUNCATED_SCAN = 1
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
 
 def _check_args(patients, size, seed) -> dict:
-    if not _is_int(patients) or not MIN_PATIENTS <= patients <= 99_999:
-        raise OptionError(f"--patients {patients!r}: must be an integer from {MIN_PATIENTS} to 99999 (the set needs "
-                          f"scans with and without a hemorrhage).")
-    if not _is_int(size) or not MIN_SIZE <= size <= MAX_SIZE:
-        raise OptionError(f"--size {size!r}: must be an integer from {MIN_SIZE} to {MAX_SIZE} pixels; smaller "
-                          f"slices cannot show a hemorrhage.")
-    if not _is_int(seed) or seed < 0:
-        raise OptionError(f"--seed {seed!r}: must be a non-negative integer.")
-    return {"patients": int(patients), "size": int(size), "seed": int(seed), "generator_version": GENERATOR_VERSION}
+    return check_synth_args(patients, size, seed, min_patients=MIN_PATIENTS, min_size=MIN_SIZE, max_size=MAX_SIZE,
+                            patients_why="the set needs scans with and without a hemorrhage",
+                            size_why="smaller slices cannot show a hemorrhage", version=GENERATOR_VERSION)
 
 
 def _uid(seed: int, *parts) -> str:

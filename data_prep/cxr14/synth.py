@@ -46,7 +46,7 @@ import numpy as np
 
 from data_prep.cxr14 import layout as L
 from medpipe.prepare.spec import OptionError
-from medpipe.prepare.synthetic import existing, write_marker
+from medpipe.prepare.synthetic import check_synth_args, existing, write_marker
 from medpipe.utils.fs import atomic_output_dir
 
 #: bump when the output for the same arguments changes
@@ -75,23 +75,15 @@ AGE_SUFFIX_EVERY = 6
 TEST_FRACTION = 0.25
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
 
 def _check_args(patients, size, seed, variant, chexnet_lists) -> dict:
-    if not _is_int(patients) or not MIN_PATIENTS <= patients <= 99_999:
-        raise OptionError(f"--patients {patients!r}: must be an integer from {MIN_PATIENTS} to 99999 "
-                          f"(`medpipe prepare` needs at least as many patients as --folds, 5 by default).")
-    if not _is_int(size) or not MIN_SIZE <= size <= MAX_SIZE:
-        raise OptionError(f"--size {size!r}: must be an integer from {MIN_SIZE} to {MAX_SIZE} pixels; smaller "
-                          f"images cannot show a nodule (the real PNGs are {L.BOX_SPACE}).")
-    if not _is_int(seed) or seed < 0:
-        raise OptionError(f"--seed {seed!r}: must be a non-negative integer.")
+    args = check_synth_args(patients, size, seed, min_patients=MIN_PATIENTS, min_size=MIN_SIZE, max_size=MAX_SIZE,
+                            patients_why="`medpipe prepare` needs at least as many patients as --folds, 5 by default",
+                            size_why=f"smaller images cannot show a nodule (the real PNGs are {L.BOX_SPACE})",
+                            version=GENERATOR_VERSION)
     if variant not in ("2017", "v2020"):
         raise OptionError(f"--variant {variant!r}: expected 2017 or v2020.")
-    return {"patients": int(patients), "size": int(size), "seed": int(seed), "variant": variant,
-            "chexnet_lists": bool(chexnet_lists), "generator_version": GENERATOR_VERSION}
+    return {**args, "variant": variant, "chexnet_lists": bool(chexnet_lists)}
 
 
 # ----------------------------------------------------------------------------------------------

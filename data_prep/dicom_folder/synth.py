@@ -45,8 +45,7 @@ import numpy as np
 from data_prep.dicom_folder import layout as L
 from data_prep.rsna_pneumonia import layout as RSNA
 from data_prep.rsna_pneumonia.synth import dicom_bytes, draw_patient, variant_of
-from medpipe.prepare.spec import OptionError
-from medpipe.prepare.synthetic import existing, write_marker
+from medpipe.prepare.synthetic import check_synth_args, existing, write_marker
 from medpipe.utils.fs import atomic_output_dir
 
 #: bump when the output for the same arguments changes
@@ -81,20 +80,11 @@ This file is not an image.
 """
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
 
 def _check_args(patients, size, seed) -> dict:
-    if not _is_int(patients) or not MIN_PATIENTS <= patients <= 99_999:
-        raise OptionError(f"--patients {patients!r}: must be an integer from {MIN_PATIENTS} to 99999 (the export "
-                          f"needs a positive and a negative patient and one with two images).")
-    if not _is_int(size) or not MIN_SIZE <= size <= MAX_SIZE:
-        raise OptionError(f"--size {size!r}: must be an integer from {MIN_SIZE} to {MAX_SIZE} pixels; smaller "
-                          f"images cannot show an opacity.")
-    if not _is_int(seed) or seed < 0:
-        raise OptionError(f"--seed {seed!r}: must be a non-negative integer.")
-    return {"patients": int(patients), "size": int(size), "seed": int(seed), "generator_version": GENERATOR_VERSION}
+    return check_synth_args(patients, size, seed, min_patients=MIN_PATIENTS, min_size=MIN_SIZE, max_size=MAX_SIZE,
+                            patients_why="the export needs a positive and a negative patient and one with two images",
+                            size_why="smaller images cannot show an opacity", version=GENERATOR_VERSION)
 
 
 def site_look(img: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ import numpy as np
 from data_prep.cxr14.synth import _draw, _ellipse, _lung_point, _make_patient, _smooth_noise
 from data_prep.rsna_pneumonia import layout as L
 from medpipe.prepare.spec import OptionError
-from medpipe.prepare.synthetic import existing, write_marker
+from medpipe.prepare.synthetic import check_synth_args, existing, write_marker
 from medpipe.utils.fs import atomic_output_dir
 
 #: bump when the output for the same arguments changes
@@ -68,21 +68,14 @@ IMPLAUSIBLE_AGE = "148"
 SC_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
 
 def _check_args(patients, size, seed, complete_class_info) -> dict:
-    if not _is_int(patients) or not MIN_PATIENTS <= patients <= 99_999:
-        raise OptionError(f"--patients {patients!r}: must be an integer from {MIN_PATIENTS} to 99999 (every class "
-                          f"needs a patient; `medpipe prepare` needs at least as many as --folds, 5 by default).")
-    if not _is_int(size) or not MIN_SIZE <= size <= MAX_SIZE:
-        raise OptionError(f"--size {size!r}: must be an integer from {MIN_SIZE} to {MAX_SIZE} pixels; smaller "
-                          f"images cannot show an opacity (the real DICOMs are 1024).")
-    if not _is_int(seed) or seed < 0:
-        raise OptionError(f"--seed {seed!r}: must be a non-negative integer.")
-    return {"patients": int(patients), "size": int(size), "seed": int(seed),
-            "complete_class_info": bool(complete_class_info), "generator_version": GENERATOR_VERSION}
+    args = check_synth_args(patients, size, seed, min_patients=MIN_PATIENTS, min_size=MIN_SIZE, max_size=MAX_SIZE,
+                            patients_why="every class needs a patient; `medpipe prepare` needs at least as many as "
+                                         "--folds, 5 by default",
+                            size_why="smaller images cannot show an opacity (the real DICOMs are 1024)",
+                            version=GENERATOR_VERSION)
+    return {**args, "complete_class_info": bool(complete_class_info)}
 
 
 def variant_of(k: int) -> str:

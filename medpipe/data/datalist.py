@@ -306,14 +306,23 @@ def class_weights(data: list[dict], key: str = "label", num_classes: int = 2):
 
 
 def balanced_sampler(data: list[dict], key: str = "label", seed: int = 0):
-    """A ``WeightedRandomSampler`` drawing each class equally often (one epoch = len(data) draws)."""
+    """A ``WeightedRandomSampler`` drawing each class equally often (one epoch = len(data) draws).
+
+    Multi-label records (0/1 vectors) are weighted by their rarest positive label (1 / its count; records
+    without any positive label form their own group), so that every label is drawn about equally often.
+    """
     import numpy as np
     import torch
     from torch.utils.data import WeightedRandomSampler
 
     if data and np.ndim(data[0][key]) > 0:
-        raise DataError("imbalance 'sampler' needs one class per record; for multi-label data use "
-                        "--imbalance weighted_loss (per-class positive weights) or none.")
+        y = np.asarray([np.asarray(r[key]).reshape(-1) for r in data]) > 0.5
+        counts = y.sum(axis=0)
+        none = int((~y.any(axis=1)).sum())
+        w = [max(1.0 / counts[k] for k in np.flatnonzero(row)) if row.any() else 1.0 / none for row in y]
+        weights = torch.tensor(w, dtype=torch.double)
+        return WeightedRandomSampler(weights, num_samples=len(w), replacement=True,
+                                     generator=torch.Generator().manual_seed(int(seed)))
     labels = [int(r[key]) for r in data]
     counts = {c: labels.count(c) for c in set(labels)}
     weights = torch.tensor([1.0 / counts[c] for c in labels], dtype=torch.double)
@@ -324,3 +333,16 @@ def balanced_sampler(data: list[dict], key: str = "label", seed: int = 0):
 def datalist_fingerprint(dataset_dir) -> str:
     """SHA-256 of the datalist file: recorded with each run so results name the data they came from."""
     return hashlib.sha256((Path(dataset_dir) / "datalist.json").read_bytes()).hexdigest()
+
+
+def train_sampler(data: list[dict], sampling: str = "shuffle", key: str = "label", seed: int = 0):
+    """The training sampler a ``sampling`` setting asks for: ``shuffle`` (None: the loader shuffles) or
+    ``balanced`` (:func:`balanced_sampler`)."""
+    from medpipe.errors import UserError
+
+    if sampling == "shuffle":
+        return None
+    if sampling == "balanced":
+        return balanced_sampler(data, key, seed)
+    raise UserError(f"--sampling {sampling}: choose shuffle (every record once per epoch) or balanced "
+                    f"(records drawn by the rarity of their labels).")

@@ -53,3 +53,37 @@ def existing(out: str | Path, args: dict) -> dict | None:
 def write_marker(folder: str | Path, args: dict, summary: dict) -> None:
     """Write the marker holding the arguments and the summary (call last, inside the atomic folder)."""
     (Path(folder) / MARKER).write_text(json.dumps({"args": args, "summary": summary}, indent=2) + "\n")
+
+
+def _is_int(x) -> bool:
+    import numbers
+
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def check_synth_args(patients, size, seed, *, min_patients: int, min_size: int, max_size: int,
+                     patients_why: str, size_why: str, version) -> dict:
+    """The checked ``--patients``/``--size``/``--seed`` of a synthesizer, with its generator version, or an
+    :class:`~medpipe.prepare.spec.OptionError` saying the range and why.
+
+    Args:
+        patients, size, seed: as given.
+        min_patients, min_size, max_size: the ranges (patients up to 99,999).
+        patients_why: why fewer patients cannot work (ends the message).
+        size_why: why smaller images cannot work.
+        version: the synthesizer's generator version (recorded in the marker).
+
+    Example:
+        >>> check_synth_args(4, 64, 0, min_patients=2, min_size=32, max_size=512, patients_why="", size_why="",
+        ...                  version=1)
+        {'patients': 4, 'size': 64, 'seed': 0, 'generator_version': 1}
+    """
+    from medpipe.prepare.spec import OptionError
+
+    if not _is_int(patients) or not min_patients <= patients <= 99_999:
+        raise OptionError(f"--patients {patients!r}: must be an integer from {min_patients} to 99999 ({patients_why}).")
+    if not _is_int(size) or not min_size <= size <= max_size:
+        raise OptionError(f"--size {size!r}: must be an integer from {min_size} to {max_size} pixels; {size_why}.")
+    if not _is_int(seed) or seed < 0:
+        raise OptionError(f"--seed {seed!r}: must be a non-negative integer.")
+    return {"patients": int(patients), "size": int(size), "seed": int(seed), "generator_version": version}

@@ -147,3 +147,22 @@ def test_ct_dicom_series_for_a_model_trained_on_named_windows(tmp_path):
     assert levels == [float(window_to_uint8(np.array([v]), CT_WINDOWS["brain"])[0]) for v in (0, 40, 80, 120)]
     assert recs[0]["image_prev"] is recs[0]["image"] and recs[1]["image_prev"] is recs[0]["image"]
     assert recs[-1]["image_next"] is recs[-1]["image"]
+
+
+def test_balanced_sampler_for_multilabel_draws_rare_labels_as_often():
+    import numpy as np
+    import pytest
+
+    from medpipe.data.datalist import balanced_sampler, train_sampler
+    from medpipe.errors import UserError
+
+    # 80 negatives, 18 with label 0, 2 with labels 0 and 1 (label 1 is rare)
+    data = [{"label": [0, 0]}] * 80 + [{"label": [1, 0]}] * 18 + [{"label": [1, 1]}] * 2
+    w = balanced_sampler(data, seed=0).weights.numpy()
+    assert w[0] == pytest.approx(1 / 80) and w[80] == pytest.approx(1 / 20) and w[98] == pytest.approx(1 / 2)
+    draws = np.asarray(list(train_sampler(data, "balanced", seed=0)) * 1)
+    groups = np.where(draws >= 98, 2, np.where(draws >= 80, 1, 0))
+    assert abs(np.mean(groups == 2) - 1 / 3) < 0.15  # the rare label as often as the other groups
+    assert train_sampler(data, "shuffle") is None
+    with pytest.raises(UserError, match="--sampling balance: choose shuffle"):
+        train_sampler(data, "balance")
