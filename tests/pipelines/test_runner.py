@@ -98,8 +98,41 @@ def test_resolve_keeps_types():
 
 def test_shipped_pipeline_parses():
     p = load_pipeline(REPO / "pipelines/phe_sich.yaml")
-    assert [s.id for s in p.steps] == ["synth", "prepare", "sich_cls", "sich_det", "sich_seg", "report"]
-    assert p.params["src"] is None
+    assert [s.id for s in p.steps] == ["synth", "prepare", "sich_cls", "sich_det", "sich_seg", "subtypes", "report"]
+    assert p.params["src"] is None and p.params["subtype_ckpt"] is None
+
+
+def test_phe_pipeline_applies_a_subtype_model_only_when_given(tmp_path, capfd):
+    """`--subtype_ckpt`: an `infer` step runs the given sich_multilabel checkpoint on the prepared slices."""
+    p = load_pipeline(REPO / "pipelines/phe_sich.yaml", {"work_dir": str(tmp_path / "w")})
+    assert PipelineRunner(p, dry_run=True).run() == 0
+    out = capfd.readouterr().out
+    assert "subtypes: skipped" in out and "medpipe infer" not in out
+    ckpt = tmp_path / "ich/models/model.pt"
+    p = load_pipeline(REPO / "pipelines/phe_sich.yaml", {"work_dir": str(tmp_path / "w"), "subtype_ckpt": str(ckpt)})
+    assert PipelineRunner(p, dry_run=True).run() == 0
+    out = capfd.readouterr().out
+    assert (f"medpipe infer sich_multilabel --ckpt_path {ckpt} --input data/phe-sich/images "
+            f"--output_dir {tmp_path / 'w/subtypes'}") in out
+
+
+def test_ich_pipeline_trains_on_rsna_and_evaluates_on_cq500(tmp_path, capfd):
+    from data_prep import DATASETS
+    from medpipe.bundle.registry import BUNDLES
+
+    p = load_pipeline(REPO / "pipelines/ich_subtypes.yaml", {"work_dir": str(tmp_path / "w"), "context": "1"})
+    assert [s.id for s in p.steps] == ["synth", "prepare", "sich_multilabel", "synth_cq500", "prepare_cq500",
+                                       "external", "report"]
+    for s in p.steps:
+        if s.action in ("synth", "prepare"):
+            assert s.args["dataset"] in DATASETS
+        if s.action in ("bundle", "evaluate"):
+            assert s.args["bundle"] == "sich_multilabel" and BUNDLES["sich_multilabel"].dataset == "rsna-ich"
+    assert PipelineRunner(p, dry_run=True).run() == 0
+    out = capfd.readouterr().out
+    assert "--context 1" in out and "medpipe synth cq500" in out
+    assert (f"medpipe evaluate sich_multilabel --ckpt_path {tmp_path / 'w/sich_multilabel/models/model.pt'} "
+            f"--dataset_dir data/cq500 --records test") in out
 
 
 def test_chest_pipeline_parses_and_names_registered_datasets_and_bundles():
