@@ -132,15 +132,18 @@ class VolumePredictions:
         writer: the inference's ``PredictionWriter`` (attach this handler after it).
         output_dir: the inference output folder.
         class_names: the model's class names.
-        kind: ``binary`` or ``multiclass`` (multi-label: nothing written).
-        group_key: the row key naming the volume (inference records of a NIfTI input carry ``volume``).
-        threshold: binary decision threshold.
+        kind: ``binary``, ``multiclass`` (slice probabilities averaged) or ``multilabel`` (each label pooled
+            with ``method`` and decided at its threshold).
+        group_key: the row key naming the volume (inference records of a NIfTI input carry ``volume``, those of
+            a CT DICOM folder the series).
+        threshold: binary decision threshold; multi-label: one per class (list) or one for all.
+        method: multi-label pooling (:func:`~medpipe.evaluation.aggregate.pool_scores`): ``max``, ``top<k>``, ``mean``.
     """
 
     def __init__(self, writer, output_dir: str, class_names, kind: str = "multiclass", group_key: str = "volume",
-                 threshold: float = 0.5) -> None:
+                 threshold=0.5, method: str = "mean") -> None:
         self.writer, self.output_dir, self.class_names = writer, Path(output_dir).absolute(), list(class_names)
-        self.kind, self.group_key, self.threshold = kind, group_key, threshold
+        self.kind, self.group_key, self.threshold, self.method = kind, group_key, threshold, method
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
@@ -148,10 +151,25 @@ class VolumePredictions:
     def __call__(self, engine: Engine | None = None) -> None:
         from medpipe.evaluation.aggregate import aggregate_by
 
-        if self.kind == "multilabel":
-            return
-        vols = aggregate_by([r for r in self.writer.rows if r.get(self.group_key)], self.group_key)
+        vols = aggregate_by([r for r in self.writer.rows if r.get(self.group_key)], self.group_key,
+                            method=self.method if self.kind == "multilabel" else "mean")
         if not vols or all(v["n"] == 1 for v in vols):  # slices files or whole-volume models: nothing to average
+            return
+        if self.kind == "multilabel":  # each label pooled per series/volume, decided at its threshold
+            from medpipe.utils.fs import write_csv_atomic
+
+            t = self.threshold if isinstance(self.threshold, (list, tuple)) else [self.threshold] * len(self.class_names)
+            rows = [{self.group_key: v[self.group_key], "patient": v.get("patient", ""), "n_slices": v["n"],
+                     **{f"p_{c}": float(p) for c, p in zip(self.class_names, v["scores"])},
+                     **{f"pred_{c}": int(p >= float(tc)) for c, p, tc in zip(self.class_names, v["scores"], t)}}
+                    for v in vols]
+            cols = [self.group_key, "patient", "n_slices", *[f"p_{c}" for c in self.class_names],
+                    *[f"pred_{c}" for c in self.class_names]]
+            path = write_csv_atomic(rows, self.output_dir / "volume_predictions.csv", cols)
+            for r in rows:
+                log.info("%s: %d slices -> %s", r[self.group_key], r["n_slices"],
+                         ", ".join(f"{c} {r[f'p_{c}']:.2f}" for c in self.class_names))
+            log.info("wrote %s: %d volumes (%s of the slices' probabilities)", path, len(rows), self.method)
             return
         path = write_volume_csv(vols, self.output_dir / "volume_predictions.csv", self.group_key, self.kind,
                                 self.class_names, self.threshold)

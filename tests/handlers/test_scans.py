@@ -83,3 +83,16 @@ def test_scan_table_readers_and_agreement(tmp_path):
     assert rd["model_vs_reader"]["R1"]["kappa_model_vs_reader"]["any"] == pytest.approx(
         cohen_kappa_score([1, 0, 1, 1], pred))
     assert rd["reader_agreement"]["any"]["positive"] == {"R1": 3, "R2": 2, "R3": 1}
+
+
+def test_inference_pools_each_label_per_series_and_decides_at_its_threshold(tmp_path):
+    from medpipe.handlers.volumes import VolumePredictions
+
+    class _Writer:
+        rows = [{"volume": "s1", "patient": "P", "scores": [0.2, 0.9]}, {"volume": "s1", "patient": "P", "scores": [0.7, 0.1]},
+                {"volume": "s2", "patient": "Q", "scores": [0.1, 0.2]}, {"volume": "s2", "patient": "Q", "scores": [0.3, 0.4]}]
+
+    VolumePredictions(_Writer(), str(tmp_path), NAMES, kind="multilabel", threshold=[0.5, 0.8], method="max")()
+    lines = (tmp_path / "volume_predictions.csv").read_text().splitlines()
+    assert lines[0] == "volume,patient,n_slices,p_any,p_epidural,pred_any,pred_epidural"
+    assert lines[1] == "s1,P,2,0.700000,0.900000,1,1" and lines[2] == "s2,Q,2,0.300000,0.400000,0,0"
