@@ -16,8 +16,9 @@ from data_prep.ankle_ct import layout as L
 from data_prep.ankle_ct.synth import nifti_gz_bytes, synthesize
 from medpipe.cli import main as cli_main
 from medpipe.errors import DataError
+from tests.conftest import REPO
 
-FALLBACK_DICOM = Path("/work/shared/data/fallback_head_ct_dicom/CT_DICOM")
+FALLBACK_DICOM = REPO.parent / "shared" / "data" / "fallback_head_ct_dicom" / "CT_DICOM"
 K, S = 6, 16  # slices, in-plane size of the hand-made volumes
 HEADER = "image,label,patient,side,slices\n"
 

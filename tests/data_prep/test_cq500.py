@@ -19,8 +19,9 @@ from data_prep.rsna_ich.layout import SUBTYPES
 from medpipe.cli import main as cli_main
 from medpipe.errors import DataError, UserError
 from medpipe.prepare.converter import Converter
+from tests.conftest import REPO
 
-REAL_READS = Path("/work/shared/data/CQ500/reads.csv")
+REAL_READS = REPO.parent / "shared" / "data" / "CQ500" / "reads.csv"
 RECORD_KEYS = {"image", "patient", "scan", "labels", "reader_labels", "slice_index", "z", "neighbors",
                "series_description", "series_uid", "slice_thickness", "width", "height", "source"}
 SCAN_KEYS = {"scan", "patient", "category", "labels", "readers", "findings", "series", "series_uid", "slice_thickness",
