@@ -503,6 +503,10 @@ class PheSichConverter(Converter):
         return res
 
     def finish(self, records, src: Path, located: dict) -> Finish:
+        from medpipe.prepare.records import link_slice_neighbors
+
+        # 2.5D input: each slice's neighbours in its patient's stack (the slice numbers are the stack order)
+        link_slice_neighbors(records, group="patient", order="slice")
         fin = Finish()
         if not self.clinical_rel:
             return fin

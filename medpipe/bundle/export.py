@@ -16,7 +16,7 @@ from medpipe.bundle.registry import get_bundle
 from medpipe.bundle.runner import bundle_dir, execute, monai_command, prepare_run, repo_root, shown
 from medpipe.errors import UserError
 
-TOLERANCE = 1e-4
+TOLERANCE = 1e-4  # as medpipe.inferers.engines.TOLERANCE (not imported: that module imports torch)
 FORMATS = ("torchscript", "onnx")
 
 
@@ -75,22 +75,11 @@ def check_parity(bundle: str, ckpt_path: str, exported: str, fmt: str, overrides
         overrides: config overrides used for the export.
         batch: batch size of the random test input (2 checks the dynamic batch axis).
     """
-    import numpy as np
-    import torch
+    from medpipe.inferers.engines import load_exported, max_abs_diff
 
     net, shape = inference_network(bundle, ckpt_path, overrides)
-    x = torch.randn(batch, *shape[1:], generator=torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        ref = net(x)
-        if fmt == "torchscript":
-            out = torch.jit.load(exported, map_location="cpu")(x)
-            got = out.numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
-        else:
-            import onnxruntime as ort
-
-            sess = ort.InferenceSession(exported, providers=["CPUExecutionProvider"])
-            got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
-    return float(np.abs(ref.numpy() - got).max())
+    # loaded exactly as `--engine torchscript|onnx` runs it (onnxruntime: all graph optimizations on)
+    return max_abs_diff(net, load_exported(exported, fmt), shape, batch=batch, seed=seed)
 
 
 def export(bundle: str, ckpt_path: str, fmt: str, output: str | None = None, overrides: dict | None = None,

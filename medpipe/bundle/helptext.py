@@ -18,6 +18,29 @@ ACTION_FILES = {"train": ["train.json"], "evaluate": ["train.json", "evaluate.js
 WRAPPER_ARGS = {"evaluate": {"ckpt_path"}, "infer": {"ckpt_path", "input"}, "export": {"ckpt_path"}}
 
 
+#: options of ``medpipe train`` that are not config settings (handled by the wrapper or by monai.bundle)
+TRAIN_OPTIONS = [
+    ("--tracking tensorboard|mlflow", "tensorboard (default): event files in OUTPUT_DIR/tb. mlflow: also one MLflow "
+     "run per training (settings as parameters, per-epoch loss and validation metrics, history.json, "
+     "run_config.json and models/model.pt as files) in the store runs/mlruns (needs pip install -e "
+     "'.[tracking]'; browse with mlflow ui --backend-store-uri sqlite:///runs/mlruns/mlflow.db)"),
+    ("--tracking_uri U", "with --tracking mlflow: another store: a folder, sqlite:///FILE.db or a tracking server "
+     "(default: $MLFLOW_TRACKING_URI, else runs/mlruns)"),
+    ("--experiment_name N", "with --tracking mlflow: the MLflow experiment (default: the bundle name)"),
+    ("--run_name N", "with --tracking mlflow: the MLflow run name (default: the output folder's name)"),
+]
+
+
+def _option_rows(rows, width: int) -> list[str]:
+    wk = max(len(k) for k, _ in rows) + 4
+    out = []
+    for k, h in rows:
+        wrapped = textwrap.wrap(h, max(30, width - wk)) or [""]
+        out.append(f"  {k:<{wk - 2}}{wrapped[0]}")
+        out += [" " * wk + w for w in wrapped[1:]]
+    return out
+
+
 def _read(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
@@ -64,5 +87,7 @@ def settings_section(root: Path, bundle: str, action: str, width: int = 100) -> 
     if action in ("evaluate", "infer", "export"):
         lines.append("  (settings marked 'from the checkpoint' are rebuilt from models/model.json; "
                      "giving another value is refused)")
+    if action == "train":
+        lines += ["training options:"] + _option_rows(TRAIN_OPTIONS, width)
     lines.append(f"docs: bundles/{bundle}/docs/README.md")
     return "\n".join(lines)

@@ -21,9 +21,18 @@ WRAPPER_OPTIONS = {"tracking", "preset"}
 
 
 def parse_value(text):
-    """A command-line value exactly as ``python -m monai.bundle`` (fire) reads it: ``"2"`` -> 2, ``"[1,2]"`` -> list."""
+    """A command-line value as ``python -m monai.bundle`` (fire) reads it: ``"2"`` -> 2, ``"[1,2]"`` -> list;
+    except that ``true``/``false`` in any case are booleans (fire keeps lower-case ``"false"`` as text, which a
+    config's ``if @flag`` would read as true).
+
+    Example:
+        >>> parse_value("2"), parse_value("[1, 2]"), parse_value("false"), parse_value("True")
+        (2, [1, 2], False, True)
+    """
     if not isinstance(text, str):
         return text
+    if text.strip().lower() in ("true", "false"):
+        return text.strip().lower() == "true"
     from fire.parser import DefaultParseValue
 
     return DefaultParseValue(text)
@@ -69,6 +78,33 @@ def check_keys(keys, raw: dict, where: str) -> None:
                         + f" Settings: {', '.join(sorted(k for k in top if not isinstance(raw[k], dict) or k == 'network_args'))}.")
 
 
+def _argv_tracking(argv: list[str]) -> str | None:
+    """The ``--tracking`` value of a ``monai.bundle run`` argv (after ``run``), None when absent."""
+    for i, tok in enumerate(argv):
+        key, eq, value = tok[2:].partition("=") if tok.startswith("--") else ("", "", "")
+        if key == "tracking":
+            return value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+    return None
+
+
+def check_tracking_argv(tracking: str | None) -> list[str]:
+    """Check the ``--tracking`` of ``python -m monai.bundle run``; return the settings it adds (override keys).
+
+    MONAI's built-in ``--tracking mlflow`` looks for ``train#trainer``, which medpipe bundles do not have
+    (their engines are in the shared skeleton), so it would silently track nothing: it is refused with
+    the settings file that works.
+    """
+    from medpipe.engines.tracking import SETTINGS_FILE, settings_keys
+
+    if tracking is None:
+        return []
+    if str(tracking).strip().lower() == "mlflow":
+        raise UserError(f"--tracking mlflow: MONAI's default MLflow settings do not fit medpipe bundles (no "
+                        f"train#trainer); use --tracking {SETTINGS_FILE} with python -m monai.bundle run, or "
+                        f"`medpipe train BUNDLE --tracking mlflow`.")
+    return settings_keys(tracking) if Path(str(tracking)).is_file() else []
+
+
 def _argv_overrides(argv: list[str]) -> tuple[list[str], str | None, bool]:
     """``(override keys, --config_file value, has --args_file)`` of a ``monai.bundle run`` argv (after ``run``)."""
     keys, cfg, args_file, i = [], None, False, 0
@@ -101,6 +137,8 @@ def check_monai_argv(argv: list[str] | None = None) -> None:
     if len(argv) < 2 or argv[1] != "run" or not str(argv[0]).replace("\\", "/").endswith("monai/bundle/__main__.py"):
         return
     keys, cfg, args_file = _argv_overrides(argv[2:])
+    tracking_keys = check_tracking_argv(_argv_tracking(argv[2:]))
+    keys = [k for k in keys if k not in tracking_keys]
     if args_file or cfg is None or not keys:
         return
     files = parse_value(cfg)

@@ -77,6 +77,9 @@ def config_files(bundle: str, action: str, preset: str | None = None) -> list[st
     """The config files (relative to the repository root) an action merges, a preset overlay last."""
     b = bundle_dir(bundle)
     files = [str(b / "configs" / c) for c in ACTION_CONFIGS[action]]
+    if preset and action != "train":
+        raise UserError(f"--preset {preset}: presets choose how a model is trained; `medpipe {action}` reads "
+                        f"every setting from the checkpoint (models/model.json). Leave --preset out.")
     if preset:
         p = b / "configs" / "presets" / f"{preset}.json"
         if not (repo_root() / p).is_file():
@@ -140,7 +143,8 @@ def prepare_run(action: str, bundle: str, overrides: dict[str, str]) -> tuple[li
     preset = ov.pop("preset", None)
     files = config_files(bundle, action, preset)
     raw = raw_config(files)
-    O.check_keys(ov, raw, f"{bundle} {' + '.join(Path(f).name for f in files)}")
+    tracking_keys = check_tracking(action, ov)
+    O.check_keys([k for k in ov if k not in tracking_keys], raw, f"{bundle} {' + '.join(Path(f).name for f in files)}")
     values = {k: O.parse_value(v) for k, v in ov.items()}
     for key, what in MUST_EXIST.items():
         if values.get(key) not in (None, "None") and not Path(str(values[key])).is_file():
@@ -191,6 +195,33 @@ def prepare_run(action: str, bundle: str, overrides: dict[str, str]) -> tuple[li
     return files, ov, facts
 
 
+def check_tracking(action: str, ov: dict[str, str]) -> list[str]:
+    """Check ``--tracking`` and the MLflow settings of ``ov`` (a folder ``--tracking_uri`` made absolute, in place).
+
+    Returns:
+        The override keys that are tracking settings (``tracking_uri``, ``experiment_name``, ``run_name``...),
+        which the bundle's own configs do not define.
+    """
+    from medpipe.engines.tracking import require_mlflow, resolve_store, settings_file, settings_keys
+
+    settings = settings_file(ov.get("tracking"))
+    keys = settings_keys()
+    given = [k for k in ov if k in keys]
+    if "tracking" in ov and action != "train":
+        raise UserError(f"--tracking: an option of `medpipe train` (the run's parameters, per-epoch numbers and "
+                        f"files go to the tracker); `medpipe {action}` writes its results to its output folder.")
+    if given and not settings:
+        raise UserError(f"--{given[0]}: an MLflow setting; add --tracking mlflow to record the run in MLflow "
+                        f"(or leave --{given[0]} out).")
+    if not settings:
+        return []
+    uri = ov.get("tracking_uri")
+    if uri and "://" not in uri and not uri.startswith(("$", "@", "%")) and uri != "None":
+        ov["tracking_uri"] = uri = str(Path(uri).expanduser().absolute())
+    require_mlflow(resolve_store(uri)[0])
+    return given
+
+
 def execute(cmd: list[str]) -> None:
     """Run a ``python -m monai.bundle ACTION ...`` argv in this process, reading its values as fire does.
 
@@ -238,8 +269,10 @@ def run_bundle(action: str, bundle: str, overrides: dict[str, str], dry_run: boo
     Returns:
         0 on success (errors raise; the CLI turns user errors into one paragraph, exit 2).
     """
+    from medpipe.engines.tracking import settings_file, store_command
+
     files, ov, facts = prepare_run(action, bundle, overrides)
-    tracking = ov.pop("tracking", None)
+    tracking = settings_file(ov.pop("tracking", None))  # mlflow: MONAI's --tracking with medpipe's settings file
     cmd = monai_command("run", bundle, ov, files) + (["--tracking", tracking] if tracking else [])
     print("running: " + shown(cmd), flush=True)
     if dry_run:
@@ -252,4 +285,7 @@ def run_bundle(action: str, bundle: str, overrides: dict[str, str], dry_run: boo
         if out is not None and not existed and out.exists() and not any((out / "models").glob("*.pt")):
             shutil.rmtree(out, ignore_errors=True)  # a failed start leaves no half-made run folder
         raise
+    if tracking:
+        print(f"MLflow: the run is in experiment {ov.get('experiment_name', bundle)!r}; to browse it (needs "
+              f"`pip install mlflow`): {store_command(ov.get('tracking_uri'))}", flush=True)
     return 0

@@ -6,12 +6,16 @@ import argparse
 
 from medpipe.bundle import BUNDLES
 
+#: ``medpipe infer --engine`` choices (as medpipe.inferers.engines.ENGINES, which imports torch)
+ENGINES = ("eager", "torchscript", "onnx")
+
 EXAMPLES = {
     "train": """\
         examples:
           medpipe train sich_cls                                   # defaults: data/phe-sich -> runs/sich_cls
           medpipe train sich_seg --max_epochs 5 --image_size 128 --device cpu
           medpipe train cxr14_cls --dataset_dir data/cxr14 --image_size 128 --network_name xception
+          medpipe train sich_cls --tracking mlflow                 # also an MLflow run in runs/mlruns
         """,
     "evaluate": """\
         examples:
@@ -24,6 +28,7 @@ EXAMPLES = {
           medpipe infer sich_cls --ckpt_path runs/sich_cls/models/model.pt --input slices/ --output_dir runs/infer
           medpipe infer sich_seg --ckpt_path runs/sich_seg/models/model.pt --input 0001.nii.gz
           medpipe infer cxr_pneumonia --ckpt_path runs/cxr_pneumonia/models/model.pt --input stage_2_test_images/
+          medpipe infer sich_cls --ckpt_path runs/sich_cls/models/model.pt --input slices/ --engine onnx
         """,
     "export": """\
         examples:
@@ -34,7 +39,8 @@ EXAMPLES = {
 USAGE = {"train": "medpipe train [-h] [--dry-run] BUNDLE [--KEY VALUE ...]",
          "evaluate": "medpipe evaluate [-h] [--dry-run] BUNDLE --ckpt_path P [--dataset_dir D] [--records R] "
                      "[--output_dir O] [--KEY VALUE ...]",
-         "infer": "medpipe infer [-h] [--dry-run] BUNDLE --ckpt_path P --input PATH [--output_dir O] [--KEY VALUE ...]",
+         "infer": "medpipe infer [-h] [--dry-run] BUNDLE --ckpt_path P --input PATH [--output_dir O] "
+                  "[--engine {eager,torchscript,onnx}] [--KEY VALUE ...]",
          "export": "medpipe export [-h] [--dry-run] BUNDLE --ckpt_path P --format {torchscript,onnx} [--output PATH]"}
 HELP = {"train": "train a bundle (python -m monai.bundle run ... train.json)",
         "evaluate": "evaluate a checkpoint (train.json + evaluate.json)",
@@ -77,6 +83,10 @@ def add_parsers(sub) -> None:
             pb.add_argument("--ckpt_path", required=name != "evaluate", help="checkpoint (models/model.pt)")
         if name == "infer":
             pb.add_argument("--input", required=True, help="folder of PNG/JPG slices, one slice, or a .nii/.nii.gz volume")
+            pb.add_argument("--engine", choices=ENGINES, help="what runs the network: eager (PyTorch, default), "
+                            "torchscript (models/model.ts) or onnx (models/model.onnx on onnxruntime); a missing "
+                            "file is exported next to the checkpoint on first use, and any is checked against "
+                            "the eager network (max abs diff <= 1e-4) before it runs")
         if name == "export":
             pb.add_argument("--format", required=True, choices=("torchscript", "onnx"))
             pb.add_argument("--output", help="output file (default: next to the checkpoint)")
@@ -91,6 +101,20 @@ def run(args, extra: list[str]) -> int:
     for key in ("ckpt_path", "input"):
         if getattr(args, key, None):
             ov.update(parse_overrides([f"--{key}", getattr(args, key)]))
+    engine = getattr(args, "engine", None)
+    if engine:
+        from medpipe.bundle.registry import get_bundle
+
+        if get_bundle(args.bundle).engine == "monai":
+            ov["engine"] = engine
+        elif engine != "eager":
+            from medpipe.errors import UserError
+
+            raise UserError(f"--engine {engine}: {args.bundle} runs on the ultralytics engine, whose predictor "
+                            f"runs its own PyTorch model; only --engine eager is available for it. To run an "
+                            f"exported model, write it with `medpipe export {args.bundle} --ckpt_path "
+                            f"{args.ckpt_path} --format {engine}` and load it as the section 'Use the exported "
+                            f"model' of bundles/{args.bundle}/docs/README.md shows.")
     if args.command == "export":
         from medpipe.bundle.export import export
 

@@ -23,6 +23,14 @@ SYNTH_EPILOG = """\
       medpipe synth phe-sich --help          # the options of one dataset
     """
 
+NNUNET_EPILOG = """\
+    examples:
+      medpipe export-nnunet --dataset_dir data/phe-sich --out nnUNet_raw --preprocessed nnUNet_preprocessed
+      nnUNet_raw=$PWD/nnUNet_raw nnUNet_preprocessed=$PWD/nnUNet_preprocessed \\
+        nnUNetv2_plan_and_preprocess -d 501 -c 2d --verify_dataset_integrity
+    needs nothing beyond medpipe; training with nnU-Net needs `pip install -e '.[nnunet]'`.
+    """
+
 
 def _examples(text: str) -> str:
     body = textwrap.dedent(text).strip("\n")
@@ -81,6 +89,28 @@ def add_parsers(sub) -> None:
             o.add_to(p)
         p.set_defaults(handler=synth, option_names=[o.name for o in spec.synth_options])
 
+    pn = sub.add_parser("export-nnunet", help="write a prepared segmentation dataset as nnU-Net v2 raw data, "
+                                              "with its patient folds as splits_final.json",
+                        description="Write a prepared 2D segmentation dataset (datalist.json with masks) as an "
+                                    "nnU-Net v2 raw dataset OUT/DatasetNNN_NAME (imagesTr, labelsTr 0/1, imagesTs, "
+                                    "dataset.json, medpipe_cases.csv) and the datalist's patient folds as "
+                                    "splits_final.json in PREPROCESSED/DatasetNNN_NAME/, where nnU-Net's trainer "
+                                    "reads them, so that nnU-Net fold k validates on our fold k. Atomic; the "
+                                    "prepared dataset is only read; an unchanged re-run does nothing.",
+                        epilog=epilog(NNUNET_EPILOG), formatter_class=fmt)
+    pn.add_argument("--dataset_dir", required=True, metavar="DIR",
+                    help="the prepared dataset (medpipe prepare's --out)")
+    pn.add_argument("--out", metavar="DIR", default=None, help="nnU-Net raw folder (default: $nnUNet_raw)")
+    pn.add_argument("--preprocessed", metavar="DIR", default=None,
+                    help="nnU-Net preprocessed folder that receives splits_final.json (default: $nnUNet_preprocessed)")
+    pn.add_argument("--id", type=_positive_int, default=501, metavar="N", dest="nnunet_id",
+                    help="nnU-Net dataset id, 1..999 (default: 501)")
+    pn.add_argument("--name", default=None, metavar="NAME",
+                    help="dataset name (default: the datalist's dataset in capitals, e.g. PHESICH)")
+    pn.add_argument("--overwrite", action="store_true",
+                    help="replace an earlier export of this id made from other data (only a folder this command wrote)")
+    pn.set_defaults(handler=export_nnunet)
+
 
 def prepare(args, extra=None) -> int:
     """Run :func:`medpipe.prepare.engine.prepare` and print a summary."""
@@ -132,4 +162,27 @@ def synth(args, extra=None) -> int:
     if len(summary["patients"]) < folds:
         print(f"note: {len(summary['patients'])} patients are fewer than the {folds} folds `medpipe prepare` makes by "
               f"default; prepare this set with --folds {max(2, len(summary['patients']))} or fewer.")
+    return 0
+
+
+def export_nnunet(args, extra=None) -> int:
+    """Run :func:`medpipe.prepare.nnunet.export_nnunet` and print what it wrote."""
+    import os
+
+    from medpipe.errors import UserError
+    from medpipe.prepare.nnunet import export_nnunet as run
+
+    raw = args.out or os.environ.get("nnUNet_raw")
+    if not raw:
+        raise UserError("export-nnunet: no --out given and $nnUNet_raw is not set; pass --out DIR (nnU-Net's raw "
+                        "folder, where DatasetNNN_NAME is written).")
+    pre = args.preprocessed or os.environ.get("nnUNet_preprocessed")
+    rep = run(args.dataset_dir, raw, dataset_id=args.nnunet_id, name=args.name, preprocessed_dir=pre,
+              results_dir=os.environ.get("nnUNet_results"), overwrite=args.overwrite,
+              progress=lambda s: print(s, flush=True))
+    print(f"{rep['dataset_name']}: {rep['num_training']} training cases in {rep['folds']} folds (patients per fold: "
+          f"{', '.join(map(str, rep['patients']))}), {rep['num_test']} test cases; labels {rep['labels']}")
+    print(f"splits: {rep['splits_file'] or os.path.join(rep['raw'], 'splits_final.json') + ' (raw copy only)'}")
+    for note in rep["notes"]:
+        print(f"note: {note}")
     return 0

@@ -51,6 +51,11 @@ def add_parsers(sub) -> None:
     pr.add_argument("--from", dest="from_step", metavar="STEP", help="force STEP and every later step to run")
     pr.add_argument("--only", metavar="STEP", help="run only STEP (its upstream steps must have run)")
     pr.add_argument("--dry-run", action="store_true", help="print the commands without running them")
+    from medpipe.engines.tracking import TRACKERS
+
+    pr.add_argument("--tracking", choices=TRACKERS, default=None,
+                    help="tracker of the training steps (medpipe train --tracking): mlflow also records each "
+                         "model's training in runs/mlruns (default: TensorBoard only)")
     pr.set_defaults(handler=run, accepts_overrides=True)
 
 
@@ -59,4 +64,5 @@ def run(args, extra: list[str]) -> int:
     from medpipe.pipelines.runner import PipelineRunner, load_pipeline
 
     pipe = load_pipeline(args.pipeline, parse_overrides(extra))
-    return PipelineRunner(pipe, dry_run=args.dry_run).run(from_step=args.from_step, only=args.only)
+    return PipelineRunner(pipe, dry_run=args.dry_run, tracking=args.tracking).run(from_step=args.from_step,
+                                                                                    only=args.only)

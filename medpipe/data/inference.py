@@ -183,8 +183,7 @@ def list_inputs(path: str | os.PathLike, input_spec: dict | None = None, level: 
         stack = _read_volume(p, spec)
         n = len(stack)
         return [{"image": s, "image_path": f"{p}#{k}", "patient": _volume_name(p), "slice": k, "volume": str(p),
-                 **({"image_prev": stack[max(k - 1, 0)], "image_next": stack[min(k + 1, n - 1)]}
-                    if _named_windows(spec) else {})}
+                 "image_prev": stack[max(k - 1, 0)], "image_next": stack[min(k + 1, n - 1)]}
                 for k, s in enumerate(stack)]
     if p.is_file():
         files = [p]
@@ -210,6 +209,12 @@ def list_inputs(path: str | os.PathLike, input_spec: dict | None = None, level: 
                             f".nii/.nii.gz volume.")
         patient, sl = _name_slice(f.stem, i, spec)
         out.append({"image": str(f), "image_path": str(f), "patient": patient, "slice": sl})
+    # 2.5D models: each slice's neighbours in its patient's stack (the slice itself at the ends or a gap)
+    from medpipe.prepare.records import link_slice_neighbors
+
+    link_slice_neighbors(out, group="patient", order="slice")
+    for r in out:
+        r["image_prev"], r["image_next"] = r.pop("neighbors")
     return out
 
 

@@ -33,7 +33,8 @@ from medpipe.utils.logs import duration, sig
 
 log = logging.getLogger("medpipe")
 
-__all__ = ["YoloTrainer", "read_results_csv", "RESULTS_COLUMNS", "TB_TAGS", "OVERLAY_TAG", "decode_boxes"]
+__all__ = ["YoloTrainer", "read_results_csv", "train_device", "RESULTS_COLUMNS", "TB_TAGS", "OVERLAY_TAG",
+           "decode_boxes"]
 
 #: ultralytics results.csv column -> medpipe history key
 RESULTS_COLUMNS = {
@@ -50,6 +51,62 @@ TB_TAGS = {
 }
 #: the image tag of the per-epoch overlay grid (as the MONAI-engine bundles')
 OVERLAY_TAG = "val/overlays"
+#: ultralytics' own experiment loggers, off in medpipe's trainings: each logs wherever it likes as soon as its
+#: package is installed (mlflow: an ``mlflow.db`` and ``mlruns/`` in the working folder); ``medpipe train
+#: --tracking mlflow`` records the run in medpipe's store instead (:mod:`medpipe.engines.tracking`)
+ULTRALYTICS_LOGGERS = ("clearml", "comet", "dvc", "mlflow", "raytune", "wandb")
+
+
+def disable_ultralytics_loggers() -> None:
+    """Turn :data:`ULTRALYTICS_LOGGERS` off for this process (ultralytics reads them per trainer); the
+    settings file in ``YOLO_CONFIG_DIR`` is left as it is."""
+    from ultralytics.utils import SETTINGS
+
+    for key in ULTRALYTICS_LOGGERS:
+        if SETTINGS.get(key) is True:
+            dict.__setitem__(SETTINGS, key, False)  # in memory only: SETTINGS[key] = ... would rewrite the file
+
+
+def train_device(device, distributed: bool = False):
+    """The ``device`` argument of ultralytics' ``train``: one device (``cpu``, ``0``...), or with
+    ``distributed`` every visible GPU as a list (``[0, 1, ...]``), which makes ultralytics train with
+    its own DDP: it starts ``torch.distributed.run`` with one process per GPU itself.
+
+    Args:
+        device: the bundle's ``device`` (``cpu``, ``cuda``, ``cuda:1``...; see
+            :func:`medpipe.detection.env.ul_device`); with ``distributed`` it must be a CUDA device.
+        distributed: the ``distributed`` id that ``multi_gpu_train.json`` sets; the GPUs are those
+            ``CUDA_VISIBLE_DEVICES`` leaves visible.
+
+    Raises:
+        UserError: ``distributed`` under torchrun (ultralytics starts its own processes), on a CPU
+            device, or with fewer than 2 GPUs.
+
+    Example:
+        >>> train_device("cuda:1"), train_device("cpu")
+        ('1', 'cpu')
+    """
+    if not distributed:
+        return ul_device(device)
+    import torch
+
+    from medpipe.errors import UserError
+
+    overlay = "multi_gpu_train.json (distributed: true)"
+    if "LOCAL_RANK" in os.environ:
+        raise UserError(f"{overlay} of an ultralytics-engine bundle is not started with torchrun: ultralytics "
+                        f"starts one process per GPU itself. Run `python -m monai.bundle run --config_file "
+                        f"\"['bundles/B/configs/train.json','bundles/B/configs/multi_gpu_train.json']\"` (or "
+                        f"`medpipe train B --distributed true`) without torchrun.")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n >= 2 and not str(device).strip().lower().startswith("cuda"):
+        raise UserError(f"{overlay} with --device {device}: multi-GPU training runs on the {n} CUDA GPUs of this "
+                        f"machine; leave --device out (or choose GPUs with CUDA_VISIBLE_DEVICES).")
+    if n < 2:
+        raise UserError(f"{overlay}: multi-GPU training needs at least 2 CUDA GPUs and this machine has {n} "
+                        f"(torch {torch.__version__}, device {device}). Train on one device with train.json "
+                        f"alone (leave --distributed false).")
+    return list(range(n))
 
 
 def read_results_csv(path: str | os.PathLike) -> dict[str, list]:
@@ -100,6 +157,11 @@ class YoloTrainer:
         time_limit_s: stop after this many seconds (ultralytics' ``time``), None for no limit.
         args: further ultralytics train arguments (``{"mosaic": 0.0, "lr0": 0.005}``); they win.
         config_dir: see :func:`medpipe.detection.env.prepare_ultralytics_env`.
+        distributed: train on every visible GPU through ultralytics' own DDP (:func:`train_device`).
+            Ultralytics pickles this object's epoch callback into its DDP processes, where rank 0
+            writes TensorBoard, ``history.json`` and the overlays as in single-device training (the
+            other ranks skip it); medpipe's per-epoch log line may not show there (ultralytics prints
+            its own).
         overlay_records: validation records (``image``, ``patient``, ``slice``, ``boxes`` in pixels)
             from which a few fixed slices are drawn with the current model's boxes after each epoch
             (TensorBoard ``val/overlays``; :func:`medpipe.visualization.overlays.pick_slices`); None: no overlays.
@@ -114,7 +176,8 @@ class YoloTrainer:
                  max_epochs: int = 100, batch_size: int = 16, patience: int = 20, device="cpu", seed: int = 12345,
                  workers: int = 2, amp: bool = False, resume: bool = True, time_limit_s: float | None = None,
                  args: dict | None = None, config_dir: str | None = None,
-                 overlay_records: list[dict] | None = None, overlay_conf: float = 0.25, n_overlays: int = 4) -> None:
+                 overlay_records: list[dict] | None = None, overlay_conf: float = 0.25, n_overlays: int = 4,
+                 distributed: bool = False) -> None:
         self.data, self.output_dir = str(data), Path(output_dir).expanduser().absolute()
         self.model = check_model_arg(model)
         self.image_size, self.max_epochs, self.batch_size = int(image_size), int(max_epochs), int(batch_size)
@@ -122,6 +185,7 @@ class YoloTrainer:
         self.amp, self.resume, self.time_limit_s = bool(amp), bool(resume), time_limit_s
         self.args = dict(args or {})
         self.config_dir = config_dir
+        self.distributed = bool(distributed)
         self._writer = None
         self._tb_done = 0
         self._t0 = 0.0
@@ -151,6 +215,8 @@ class YoloTrainer:
         return None
 
     def _epoch_end(self, trainer) -> None:
+        if int(os.environ.get("RANK", "-1")) > 0:
+            return  # ultralytics' DDP runs the callbacks on every rank; rank 0 alone writes
         hist = read_results_csv(trainer.csv)
         if not hist["epoch"] or hist["epoch"][-1] <= self._tb_done:
             return  # ultralytics' final validation of best.pt calls this again without a new epoch
@@ -236,9 +302,21 @@ class YoloTrainer:
             tiles.append(boxes_tile(r["_gray"], r.get("boxes") or [], boxes, scores.tolist(), caption=cap))
         return tile_grid(tiles, ncols=len(tiles))
 
+    def train_kwargs(self) -> dict:
+        """The arguments of ultralytics' ``train`` for a new run (``args`` last: they win)."""
+        kwargs = dict(data=self.data, epochs=self.max_epochs, imgsz=self.image_size, batch=self.batch_size,
+                      patience=self.patience, device=train_device(self.device, self.distributed), seed=self.seed,
+                      workers=self.workers, amp=self.amp, project=str(self.output_dir), name="train",
+                      exist_ok=True, plots=True, verbose=True, resume=False)
+        if self.time_limit_s:
+            kwargs["time"] = float(self.time_limit_s) / 3600.0
+        kwargs.update(self.args)
+        return kwargs
+
     def run(self) -> dict:
         """Train; return a summary (epochs, best epoch, final metrics, paths)."""
         prepare_ultralytics_env(self.config_dir)
+        disable_ultralytics_loggers()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         last = self._resumable()
         yolo = load_yolo(str(last) if last else self.model)
@@ -249,17 +327,15 @@ class YoloTrainer:
             self._tb_done = self._first_epoch = max(hist["epoch"] or [0])
             log.info("resuming from %s after epoch %d (ultralytics keeps the interrupted run's settings)",
                      last, self._first_epoch)
-            yolo.train(resume=True, data=self.data, device=ul_device(self.device), workers=self.workers)
+            yolo.train(resume=True, data=self.data, device=train_device(self.device, self.distributed),
+                       workers=self.workers)
         else:
             for f in (self.output_dir / "tb").glob("events.out.tfevents.*"):  # a new run: no stale curves
                 f.unlink()
-            kwargs = dict(data=self.data, epochs=self.max_epochs, imgsz=self.image_size, batch=self.batch_size,
-                          patience=self.patience, device=ul_device(self.device), seed=self.seed,
-                          workers=self.workers, amp=self.amp, project=str(self.output_dir), name="train",
-                          exist_ok=True, plots=True, verbose=True, resume=False)
-            if self.time_limit_s:
-                kwargs["time"] = float(self.time_limit_s) / 3600.0
-            kwargs.update(self.args)
+            kwargs = self.train_kwargs()
+            if self.distributed:
+                log.info("multi-GPU: ultralytics trains on GPUs %s in DDP processes of its own (its progress "
+                         "output follows)", kwargs["device"])
             log.info("training %s on %s for %d epochs at %d px (device %s); ultralytics' run folder: %s",
                      self.model, self.data, self.max_epochs, self.image_size, kwargs["device"], self.run_dir)
             yolo.train(**kwargs)
@@ -269,6 +345,8 @@ class YoloTrainer:
         import torch
 
         hist = read_results_csv(self.run_dir / "results.csv")
+        if self.distributed and hist["epoch"]:
+            self._tb_done = max(self._tb_done, hist["epoch"][-1])  # rank 0 of ultralytics' DDP wrote the scalars
         self._write_history(hist)
         if self._writer is not None:
             self._writer.close()

@@ -71,11 +71,22 @@ def local_device():
 
 
 def wrap(network, device):
-    """``DistributedDataParallel`` around ``network`` (already on ``device``) when distributed, else ``network``."""
+    """``DistributedDataParallel`` around ``network`` (already on ``device``) when distributed, else ``network``.
+
+    With ``channels_last`` on (the running config's ``engine#performance``, see
+    :mod:`medpipe.engines.performance`), the network is converted before it is wrapped: DDP lays out
+    its gradient buckets by the parameters' strides when it is built, and a later conversion would
+    cost a copy of every gradient at every step.
+    """
     import torch
 
     if not is_distributed():
         return network
+    from medpipe.engines.performance import running_settings, training_network
+
+    perf = running_settings()
+    if perf:
+        training_network(network, perf)
     ids = [device] if torch.cuda.is_available() else None
     return torch.nn.parallel.DistributedDataParallel(network, device_ids=ids)
 

@@ -103,12 +103,13 @@ def record_run(output_dir: str, settings: dict | None = None, dataset_dir: str |
 
 
 def start_run(output_dir: str, ckpt_dir: str, bundle: str, model_settings: dict, network: dict | None = None,
-              dataset_dir: str | None = None) -> dict:
+              dataset_dir: str | None = None, performance: dict | None = None) -> dict:
     """The skeleton's training ``initialize`` step: refuse a conflicting re-run, then record the run.
 
     A folder that already holds a model trained with other model-defining settings (e.g. another
     ``image_size``) is never relabelled: the run is refused in one paragraph. On the main rank it then
-    writes ``run_config.json`` and ``models/model.json``.
+    writes ``run_config.json`` (with ``settings.performance``: the GPU-path settings in force, see
+    :func:`medpipe.engines.performance.settings`) and ``models/model.json``.
 
     Returns:
         The model settings as written.
@@ -136,7 +137,8 @@ def start_run(output_dir: str, ckpt_dir: str, bundle: str, model_settings: dict,
         dataset = {}
         if dataset_dir and (Path(dataset_dir) / "datalist.json").is_file():
             dataset = {"dir": str(Path(dataset_dir).resolve()), "datalist_sha256": datalist_fingerprint(dataset_dir)}
-        record_run(output_dir, dataset_dir=dataset_dir)
+        record_run(output_dir, {"performance": performance} if performance is not None else None,
+                   dataset_dir=dataset_dir)
         write_model_settings(ckpt_dir, bundle, settings, network=network, dataset=dataset)
     return settings
 

@@ -45,8 +45,8 @@ class RecordDecision:
     Args:
         ckpt_path: the evaluated checkpoint.
         values: thresholds known up front (e.g. ``{"threshold": 0.5}``).
-        from_json: ``(path, [keys])``: thresholds the evaluation wrote to a JSON file (e.g. the area
-            threshold in ``eval/seg_to_cls_metrics.json``).
+        from_json: ``(path, [keys])``, or a list of such pairs: thresholds the evaluation wrote to JSON
+            files (e.g. the area threshold in ``eval/seg_to_cls_metrics.json``).
         dataset_dir: the evaluated dataset.
         records: the evaluated records (``val`` only stores).
     """
@@ -70,8 +70,10 @@ class RecordDecision:
         if not is_main_rank():
             return
         values = dict(self.values)
-        if self.from_json:
-            path, keys = self.from_json
+        sources = self.from_json or []
+        if sources and isinstance(sources[0], str):  # one (path, keys) pair
+            sources = [sources]
+        for path, keys in sources:
             if Path(path).is_file():
                 data = json.loads(Path(path).read_text())
                 values.update({k: data[k] for k in keys if k in data})

@@ -26,17 +26,30 @@ from medpipe.utils.fs import write_csv_atomic, write_json
 log = logging.getLogger("medpipe")
 
 
-def native_prediction(prob, size) -> np.ndarray:
-    """Argmax label map of class probabilities ``(C, h, w)``, resized (bilinear on probabilities) to ``size``."""
+def native_foreground(prob, size) -> np.ndarray:
+    """Foreground probability map (float32, at ``size``) of a network output ``(C, h, w)``.
+
+    Logits are turned into probabilities first (softmax over classes; sigmoid for one channel), then
+    resized bilinearly. Two classes: the probability of class 1, so ``> 0.5`` is the argmax. More classes:
+    1.0 where the argmax is not background (a threshold on it changes nothing).
+    """
     p = torch.as_tensor(prob).detach().float()
     if p.ndim == 2:
         p = p[None]
+    is_prob = bool(p.min() >= 0) and bool(p.max() <= 1) and (
+        p.shape[0] == 1 or bool(torch.allclose(p.sum(0), torch.ones_like(p[0]), atol=1e-3)))
+    if not is_prob:
+        p = torch.sigmoid(p) if p.shape[0] == 1 else torch.softmax(p, 0)
     h, w = int(size[0]), int(size[1])
     if tuple(p.shape[-2:]) != (h, w):
         p = torch.nn.functional.interpolate(p[None], size=(h, w), mode="bilinear", align_corners=False)[0]
     if p.shape[0] == 1:
-        return (p[0] > 0.5).cpu().numpy().astype(np.uint8)
-    return p.argmax(0).cpu().numpy().astype(np.uint8)
+        fg = p[0]
+    elif p.shape[0] == 2:
+        fg = p[1]
+    else:
+        fg = (p.argmax(0) > 0).float()
+    return fg.cpu().numpy().astype(np.float32)
 
 
 def _size_of(item, key="image") -> tuple[int, int] | None:
@@ -111,13 +124,22 @@ class SegmentationReport:
             segmentation-derived slice classifier calls its classes ``no_<fg>`` and ``<fg>``.
         run_dir: the training run folder (its ``history.json`` gives the curves); default ``output_dir``.
         extra: facts recorded in metrics.json (split, fold, checkpoint...).
+        min_component_px: post-processing applied before every metric: predicted connected components
+            smaller than this many pixels (per slice, native resolution) are removed; 0 = none.
+        fg_threshold: foreground where its probability exceeds this (0.5: the argmax); learned and applied
+            like ``min_component_px``. The
+            evaluation of the run's own validation fold uses 0 and *learns* the value
+            (:class:`~medpipe.evaluation.postprocessing.ComponentSweep`, written to
+            ``eval/postprocessing.json`` and stored with the checkpoint); other record sets apply it.
     """
 
     def __init__(self, output_dir: str, n_overlays: int = 8, cls_predictions: str | None = None,
                  class_names=("background", "foreground"), run_dir: str | None = None,
-                 extra: dict | None = None) -> None:
+                 extra: dict | None = None, min_component_px: int = 0, fg_threshold: float = 0.5) -> None:
         self.output_dir = Path(output_dir).expanduser().absolute()
         self.run_dir = Path(run_dir) if run_dir else self.output_dir
+        self.min_component_px = int(min_component_px or 0)
+        self.fg_threshold = float(fg_threshold if fg_threshold is not None else 0.5)
         self.n_overlays = n_overlays
         self.cls_predictions = cls_predictions
         fg = str(list(class_names)[-1])
@@ -136,16 +158,22 @@ class SegmentationReport:
     def _start(self, engine: Engine) -> None:
         from medpipe.metrics.segmentation import PixelCounter
 
+        from medpipe.evaluation.postprocessing import ComponentSweep
+
         self._counter = PixelCounter()
+        self._sweep = ComponentSweep()
         self.rows, self._samples = [], {g[0]: {} for g in OVERLAY_GROUPS}
 
     def _collect(self, engine: Engine) -> None:
+        from medpipe.evaluation.postprocessing import postprocess
         from medpipe.transforms.io import load_gray
 
         for it in _items(engine):
             path = _meta_str(it.get("label_path"))
             target = load_gray(path, binarize=True)[0] if path else torch.as_tensor(it["label"])[0].numpy()
-            pred = native_prediction(it["pred"], target.shape)
+            prob = native_foreground(it["pred"], target.shape)
+            self._sweep.update(prob, target, patient=_meta_str(it.get("patient")))
+            pred = postprocess(prob, self.fg_threshold, self.min_component_px)
             case = f"{_meta_str(it.get('patient'))}_{int(_meta_str(it.get('slice', 0))):02d}"
             rec = self._counter.update(pred, target, case_id=case)
             row = {"patient": _meta_str(it.get("patient")), "slice": int(_meta_str(it.get("slice", 0))),
@@ -188,6 +216,7 @@ class SegmentationReport:
 
     def _done(self, engine: Engine) -> None:
         counts = gather_lists([self._counter])
+        sweeps = gather_lists([self._sweep])
         rows = gather_lists(self.rows)
         if not _is_main_rank():
             return
@@ -203,6 +232,13 @@ class SegmentationReport:
         m.pop("per_case", None)  # per-slice rows go to predictions.csv, not metrics.json
         m.update(self.extra)
         m["resolution"] = "native (predictions resized to each stored slice's size)"
+        for other in sweeps[1:]:
+            sweeps[0].extend(other)
+        learned = sweeps[0].choose()
+        write_json(ev / "postprocessing.json", learned, atomic=True)
+        m["postprocessing"] = {"applied_fg_threshold": self.fg_threshold,
+                               "applied_min_component_px": self.min_component_px,
+                               **{k: v for k, v in learned.items() if k not in ("sweep", "crossfit_folds", "rule")}}
         s2c = evaluate_seg_to_cls(rows, out_dir=ev, class_names=self.class_names)
         m["seg_to_cls"] = {k: s2c[k] for k in ("area_threshold", "selection", "accuracy", "precision", "recall",
                                                "f1", "specificity", "auroc") if k in s2c}
@@ -251,6 +287,10 @@ class SegmentationReport:
                  "seg->cls (A=%s) f1 %s", *("n/a" if v is None else f"{v:.4g}" if isinstance(v, float) else v
                                             for v in (m["dice"], m["iou"], m["sensitivity"], m["specificity"],
                                                       m["dice_per_case_mean"], s2c["area_threshold"], s2c["f1"])))
+        log.info("post-processing learned on these slices: foreground probability > %.2f, min component %d px "
+                 "(%s): Dice %.4g -> %.4g (cross-fitted %.4g)", learned["fg_threshold"], learned["min_component_px"],
+                 "kept" if learned["kept"] else "off, no gain",
+                 learned["dice_raw"], learned["dice_postprocessed"], learned["dice_postprocessed_crossfit"])
         log.info("wrote %s", ev)
 
 
@@ -259,12 +299,17 @@ class MaskWriter:
 
     PNG for slice inputs (``masks/<stem>.png``), one NIfTI per volume input with the input's geometry
     (``masks/<name>_<class>.nii.gz``, ``<class>`` the foreground class name), and ``predictions.csv``
-    (patient, slice, image, pred_area, positive = area >= ``area_threshold``).
+    (patient, slice, image, pred_area, positive = area >= ``area_threshold``). Predicted components smaller
+    than ``min_component_px`` (the post-processing learned on validation, stored with the checkpoint) are
+    removed first, after the foreground probability threshold ``fg_threshold`` (both learned on validation).
     """
 
-    def __init__(self, output_dir: str, area_threshold: int = 1, class_names=("background", "foreground")) -> None:
+    def __init__(self, output_dir: str, area_threshold: int = 1, class_names=("background", "foreground"),
+                 min_component_px: int = 0, fg_threshold: float = 0.5) -> None:
         self.output_dir = Path(output_dir).expanduser().absolute()
         self.area_threshold = area_threshold
+        self.min_component_px = int(min_component_px or 0)
+        self.fg_threshold = float(fg_threshold if fg_threshold is not None else 0.5)
         self.foreground = str(list(class_names)[-1])
         self.rows: list[dict] = []
         self._volumes: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
@@ -279,8 +324,10 @@ class MaskWriter:
 
         (self.output_dir / "masks").mkdir(parents=True, exist_ok=True)
         for it in _items(engine):
+            from medpipe.evaluation.postprocessing import postprocess
+
             size = _size_of(it) or tuple(it["pred"].shape[-2:])
-            pred = native_prediction(it["pred"], size)
+            pred = postprocess(native_foreground(it["pred"], size), self.fg_threshold, self.min_component_px)
             src = str(_meta_str(it.get("image_path", "")))
             patient, sl = _meta_str(it.get("patient")), int(_meta_str(it.get("slice", 0)))
             if "#" in src:  # a slice of a volume: "path.nii.gz#k"

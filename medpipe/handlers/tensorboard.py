@@ -176,7 +176,8 @@ def _segmentation_tiles(self: ValidationOverlays, x: torch.Tensor, items: list[d
         t = np.asarray(torch.as_tensor(it["label"]).float().cpu()).reshape(p.shape) > 0.5
         inter, tot = int((p & t).sum()), int(p.sum() + t.sum())
         what = f"Dice {2 * inter / tot:.2f}" if t.any() else f"no lesion, {int(p.sum())} px predicted"
-        tiles.append(segmentation_tile(it["image"][0], t, p, caption=f"{_slice_id(r)}  {what}", size=size))
+        img = it["image"]  # 2.5D input (previous, this, next slice): the middle channel is the slice itself
+        tiles.append(segmentation_tile(img[img.shape[0] // 2], t, p, caption=f"{_slice_id(r)}  {what}", size=size))
     return tiles
 
 

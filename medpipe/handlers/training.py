@@ -43,15 +43,35 @@ def _loss_of(output) -> float | None:
     return None
 
 
+def _batch_size(batch) -> int:
+    """How many samples a training batch holds (a collated dict or tensor: its first dimension; a list: its length)."""
+    if isinstance(batch, dict):
+        batch = next((v for v in batch.values() if hasattr(v, "shape") and len(v.shape)), None)
+    if isinstance(batch, (list, tuple)):
+        return len(batch)
+    return int(batch.shape[0]) if batch is not None and hasattr(batch, "shape") and len(batch.shape) else 0
+
+
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 class TrainingHistory:
-    """Per-epoch history (loss, learning rate, validation metrics) -> ``history.json``, TensorBoard, curves.
+    """Per-epoch history (loss, learning rate, throughput, validation metrics) -> ``history.json``, TensorBoard, curves.
 
     Attach after the ``ValidationHandler`` so the epoch's validation metrics exist when it runs.
     Logs one line per epoch (4 significant digits, ``new best`` when the key validation metric
     improved, i.e. when the best checkpoint was written, elapsed time and ETA); writes
-    ``train/loss``, ``train/lr`` and ``val/<metric>`` (only for epochs that were validated) to
+    ``train/loss``, ``train/lr``, ``train/images_per_s`` and ``val/<metric>`` (only for epochs that were validated) to
     TensorBoard, and the first training batch once as ``train/images`` (tags:
     :mod:`medpipe.handlers.tensorboard`); at the end plots ``eval/training_curves.png``.
+
+    Throughput: ``train_s`` is the epoch's training time (from the epoch start to its last
+    iteration: validation and checkpoints excluded) and ``images_per_s`` the samples fed to the
+    network per second in it (patches for patch-trained networks; all ranks together under DDP).
+    The loss read at each iteration waits for the device, so on a GPU both are wall-clock true.
 
     Args:
         output_dir: run folder (``history.json`` and ``eval/`` go there).
@@ -72,9 +92,12 @@ class TrainingHistory:
         self.history: dict[str, list] = {}
         self._losses: list[float] = []
         self._t0 = None
+        self._epoch_t0 = self._last_t = None
+        self._samples = 0
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self._started)
+        engine.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._iteration)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._epoch)
         engine.add_event_handler(Events.COMPLETED, self._completed)
@@ -84,10 +107,16 @@ class TrainingHistory:
         self._start_epoch = None  # known at the first epoch end: a resume handler may run after this one
         self.history = {}
 
+    def _epoch_started(self, engine: Engine) -> None:
+        self._epoch_t0 = self._last_t = time.perf_counter()
+        self._samples = 0
+
     def _iteration(self, engine: Engine) -> None:
         loss = _loss_of(engine.state.output)
         if loss is not None:
             self._losses.append(loss)
+        self._samples += _batch_size(engine.state.batch)
+        self._last_t = time.perf_counter()
         if self.tb_dir and engine.state.iteration == 1 and self.n_images and _is_main_rank():
             batch = engine.state.batch
             imgs = batch[self.image_key] if isinstance(batch, dict) else torch.stack([b[self.image_key] for b in batch])
@@ -113,6 +142,9 @@ class TrainingHistory:
         self._losses = []
         if self.optimizer is not None:
             rec["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        if self._epoch_t0 is not None and self._last_t > self._epoch_t0 and self._samples:
+            rec["train_s"] = self._last_t - self._epoch_t0
+            rec["images_per_s"] = self._samples * _world_size() / rec["train_s"]
         vstate = self.validator.state if self.validator is not None else None
         val_keys = []
         if vstate is not None:
@@ -127,7 +159,7 @@ class TrainingHistory:
             return
         if self.tb_dir:
             w = summary_writer(self.tb_dir)
-            for k in ("loss", "lr"):
+            for k in ("loss", "lr", "images_per_s"):
                 if k in rec:
                     w.add_scalar(scalar_tag(k, "train"), rec[k], e)
             for k in val_keys if validated else ():
@@ -140,8 +172,9 @@ class TrainingHistory:
         left = (engine.state.max_epochs - e) * el / max(1, done)
         best = validated and getattr(vstate, "key_metric_name", None) and getattr(vstate, "best_metric_epoch", -1) == e
         extras = "".join(f", {k} {sig(rec[k])}" for k in val_keys if validated)
-        log.info("epoch %d/%d: loss %s%s%s (%s elapsed, ETA %s)", e, engine.state.max_epochs, sig(rec["loss"]), extras,
-                 ", new best" if best else "", duration(el), duration(left))
+        speed = f", {sig(rec['images_per_s'])} images/s" if "images_per_s" in rec else ""
+        log.info("epoch %d/%d: loss %s%s%s (%s elapsed%s, ETA %s)", e, engine.state.max_epochs, sig(rec["loss"]), extras,
+                 ", new best" if best else "", duration(el), speed, duration(left))
 
     def _completed(self, engine: Engine) -> None:
         if self.tb_dir and _is_main_rank():

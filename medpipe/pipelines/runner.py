@@ -240,12 +240,16 @@ class PipelineRunner:
         pipeline: the parsed pipeline.
         python: interpreter for the step commands (default: this one).
         dry_run: print what would run, run nothing.
+        tracking: ``--tracking`` of every training step (``mlflow``: each model's training is also an
+            MLflow run); not part of a step's fingerprint, so it never makes a finished step run again.
     """
 
-    def __init__(self, pipeline: Pipeline, python: str | None = None, dry_run: bool = False) -> None:
+    def __init__(self, pipeline: Pipeline, python: str | None = None, dry_run: bool = False,
+                 tracking: str | None = None) -> None:
         self.p = pipeline
         self.python = python or sys.executable
         self.dry_run = dry_run
+        self.tracking = tracking
         self.work_dir = Path(str(pipeline.params.get("work_dir", f"runs/{pipeline.name}"))).absolute()
         self.stamp_dir = self.work_dir / ".pipeline"
         self._upstream: dict = {}
@@ -387,7 +391,8 @@ class PipelineRunner:
         b = a["bundle"]
         ov = {k: v for k, v in a.items() if k not in ("bundle", "evaluate_args") and v is not None}
         flat = [x for k, v in ov.items() for x in (f"--{k}", v)]
-        self._run(self._cmd("train", b, *flat))
+        tracking = ["--tracking", self.tracking] if self.tracking else []
+        self._run(self._cmd("train", b, *flat, *tracking))
         ckpt = Path(a["output_dir"]) / "models" / "model.pt"
         ev = {k: v for k, v in ov.items() if k not in ("max_epochs", "time_limit_s")}
         ev.update({k: v for k, v in (a.get("evaluate_args") or {}).items() if v is not None})

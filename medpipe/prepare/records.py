@@ -103,3 +103,37 @@ def validate_records(records, tasks: Mapping, out: str | os.PathLike | None, dat
                 f"internal error: the {dataset} converter wrote record {i} (image {r.get('image')!r}, "
                 f"patient {r.get('patient')!r}) that breaks the prepared-dataset schema: {why}. This is a "
                 f"bug in the converter, not a problem with your data; please report it.")
+
+
+def link_slice_neighbors(records: list[dict], group: str = "patient", order: str = "slice") -> int:
+    """Give every slice record ``neighbors``: the images of the slices just before and after it (2.5D input).
+
+    Slices are grouped by ``record[group]`` and ordered by ``record[order]``; a neighbour is the record
+    whose index differs by exactly one. At a stack's ends, or where a slice is missing from the stack,
+    the slice's own image stands in (so a 2.5D model never sees a slice from further away as if it were
+    adjacent). Records that already have ``neighbors`` are left alone.
+
+    Args:
+        records: prepared records (``image``, ``group``, ``order`` keys), modified in place.
+        group: the key that identifies one stack (a patient, or a series).
+        order: the integer slice index within the stack.
+
+    Returns:
+        How many records got a real neighbour on at least one side.
+
+    Example:
+        >>> rs = [{"image": f"i{k}.png", "patient": "1", "slice": k} for k in (0, 1, 3)]
+        >>> link_slice_neighbors(rs), [r["neighbors"] for r in rs]
+        (2, [['i0.png', 'i1.png'], ['i0.png', 'i1.png'], ['i3.png', 'i3.png']])
+    """
+    stacks: dict = {}
+    for r in records:
+        if "neighbors" not in r and _is_int(r.get(order)):
+            stacks.setdefault(r.get(group), {})[int(r[order])] = r
+    linked = 0
+    for by_index in stacks.values():
+        for k, r in by_index.items():
+            prev, nxt = by_index.get(k - 1), by_index.get(k + 1)
+            r["neighbors"] = [(prev or r)["image"], (nxt or r)["image"]]
+            linked += int(prev is not None or nxt is not None)
+    return linked

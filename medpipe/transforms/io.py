@@ -207,3 +207,24 @@ def check_input_channels(records: list[dict], channels, key: str = "image") -> l
     if records:
         load_channels(records[0][key], channels)
     return records
+
+
+def training_chain(preprocessing, augmentation, track_meta: bool = False) -> list:
+    """The training transform list (cached ``preprocessing`` then random ``augmentation``), with MONAI's
+    metadata tracking switched off for this process (and the loader workers it forks).
+
+    MONAI transforms turn every tensor they return into a ``MetaTensor`` while tracking is on; on a CPU
+    the bookkeeping of each operation (``__torch_function__``) costs more than the augmentation itself
+    for small patches. medpipe keeps what it needs (paths, native sizes) as plain dictionary keys, so
+    the training loaders do not need it.
+
+    Args:
+        preprocessing: the deterministic transforms (a ``Compose`` or a list).
+        augmentation: the random transforms.
+        track_meta: the value given to :func:`monai.data.set_track_meta`.
+    """
+    from monai.data import set_track_meta
+
+    set_track_meta(bool(track_meta))
+    first = list(getattr(preprocessing, "transforms", preprocessing))
+    return first + list(augmentation)

@@ -30,7 +30,9 @@ QUIET_WARNINGS = (
 )
 #: logger -> level: ignite/MONAI engine chatter ("Engine run resuming", "Epoch[N] Complete",
 #: "Engine run finished", "Got new best metric"); medpipe prints one line per epoch instead
-QUIET_LOGGERS = {"ignite": logging.WARNING, "monai": logging.WARNING}
+QUIET_LOGGERS = {"ignite": logging.WARNING, "monai": logging.WARNING,
+                 # torch.onnx's graph optimizer logs each rewrite pass at INFO
+                 "onnxscript": logging.WARNING, "onnx_ir": logging.WARNING}
 #: INFO lines logged on the root logger by third-party handlers (MONAI's CheckpointLoader)
 QUIET_MESSAGES = ("Restored all variables",)
 

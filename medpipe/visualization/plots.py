@@ -280,13 +280,14 @@ def is_learning_rate(key: str) -> bool:
 def curve_panels(history: Mapping[str, Sequence[float]]) -> list[tuple[str, list[str]]]:
     """How :func:`plot_curves` groups the keys: ``[(panel, keys)]`` for the non-empty panels of
     ``Loss`` (keys containing "loss"), ``Metrics`` (the rest) and ``Learning rate`` (see
-    :func:`is_learning_rate`), in that order.
+    :func:`is_learning_rate`), in that order. Timings (keys ending in ``_s``: ``train_s`` seconds,
+    ``images_per_s`` throughput) are not learning curves and are left out.
 
     Example:
-        >>> curve_panels({"loss": [1.0], "lr": [0.1], "val_f1": [0.5], "empty": []})
+        >>> curve_panels({"loss": [1.0], "lr": [0.1], "val_f1": [0.5], "empty": [], "images_per_s": [90.0]})
         [('Loss', ['loss']), ('Metrics', ['val_f1']), ('Learning rate', ['lr'])]
     """
-    keys = [k for k, v in history.items() if len(v)]
+    keys = [k for k, v in history.items() if len(v) and not k.endswith("_s")]
     lr = [k for k in keys if is_learning_rate(k)]
     loss = [k for k in keys if "loss" in k.lower() and k not in lr]
     rest = [k for k in keys if k not in lr and k not in loss]

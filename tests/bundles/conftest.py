@@ -27,7 +27,8 @@ RUNTIME = ["--num_workers", "0", "--device", "cpu"]
 #: with the checkpoint), extra runtime arguments, and whether it has a torchrun config
 BUNDLE_ROWS = {
     "sich_cls": {"train": ["--image_size", "32", "--batch_size", "8"], "runtime": [], "ddp": True},
-    "sich_seg": {"train": ["--image_size", "64", "--batch_size", "4"], "runtime": [], "ddp": True},
+    # 2.5D (the slices above and below as channels), as the cpu_budget preset trains it
+    "sich_seg": {"train": ["--image_size", "64", "--batch_size", "4", "--context", "1"], "runtime": [], "ddp": True},
     # one torch thread: a second OpenMP thread spins instead of helping when other jobs share the cores
     # fold 1, not prepare's YOLO val fold (0): proves the bundle's fold decides the split
     "sich_det": {"train": ["--image_size", "64", "--batch_size", "4", "--fold", "1"], "runtime": ["--threads", "1"],

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -166,3 +167,21 @@ def test_balanced_sampler_for_multilabel_draws_rare_labels_as_often():
     assert train_sampler(data, "shuffle") is None
     with pytest.raises(UserError, match="--sampling balance: choose shuffle"):
         train_sampler(data, "balance")
+
+
+def test_inference_slices_get_their_stack_neighbours_for_2_5d(tmp_path):
+    from PIL import Image
+
+    from medpipe.data.inference import list_inputs
+
+    for name in ("0007_00.png", "0007_01.png", "0007_02.png", "0007_05.png", "0009_01.png"):
+        Image.new("L", (8, 8)).save(tmp_path / name)
+    spec = {"slice_pattern": r"^(?P<patient>\d{1,4})_(?P<slice>\d{1,3})$", "patient_format": "{:04d}"}
+    recs = {(r["patient"], r["slice"]): r for r in list_inputs(tmp_path, spec)}
+    name = lambda r, k: Path(r[k]).name  # noqa: E731
+    mid = recs[("0007", 1)]
+    assert (name(mid, "image_prev"), name(mid, "image_next")) == ("0007_00.png", "0007_02.png")
+    end = recs[("0007", 2)]  # slice 3 is missing: the slice itself stands in, never slice 5
+    assert name(end, "image_next") == "0007_02.png" and name(end, "image_prev") == "0007_01.png"
+    alone = recs[("0009", 1)]
+    assert name(alone, "image_prev") == name(alone, "image_next") == "0009_01.png"

@@ -507,3 +507,15 @@ def test_real_sample(real_phe, tmp_path):
     t0 = time.perf_counter()
     assert run(real_phe, tmp_path / "out", workers=2, link="hardlink").get("up_to_date")
     assert time.perf_counter() - t0 < 5  # generous: the benchmark measures the real figure
+
+
+def test_records_link_their_stack_neighbours(png_dataset, tmp_path):
+    """2.5D input: each slice names the images of the slices just above and below in its patient's stack."""
+    src, _ = png_dataset
+    run(src, tmp_path / "out", folds=2)
+    dl, _ = load(tmp_path / "out")
+    by = {(r["patient"], r["slice"]): r for r in dl["training"]}
+    for (p, k), r in by.items():
+        prev, nxt = by.get((p, k - 1), r), by.get((p, k + 1), r)
+        assert r["neighbors"] == [prev["image"], nxt["image"]]
+        assert all((tmp_path / "out" / v).is_file() for v in r["neighbors"])
