@@ -425,7 +425,10 @@ def _bundle_settings(cfg: dict, run_cfg: dict, epochs: int) -> list[tuple[str, s
     if cfg.get("conf") is not None:
         out.append(("slice positive when a box has confidence", f">= {_text(cfg['conf'])}"))
     add("NMS IoU", cfg.get("iou"))
-    for key, name in (("deep_supervision", "deep supervision"), ("mirror_tta", "mirror test-time augmentation"),
+    if cfg.get("context"):
+        out.append(("input", f"2.5D: the slice and {_text(cfg['context'])} neighbour(s) on each side"))
+    add("foreground oversampling", cfg.get("foreground_oversample"))
+    for key, name in (("deep_supervision", "deep supervision"), ("mirror_tta", "mirror TTA in training validations"),
                       ("amp", "mixed precision")):
         if key in cfg:
             add(name, bool(cfg[key]))
@@ -607,7 +610,34 @@ def _seg_section(spec, run: Path, m: dict) -> dict:
     if s2c:
         note += ("Slice rows: the segmentation-derived slice classifier, a slice is positive when the predicted "
                  "area >= A; " + _protocol_text(p, m.get("n_cases")))
+    if "mirror_tta" in m:
+        note += f" Evaluated {'with' if m['mirror_tta'] else 'without'} mirroring test-time augmentation."
+    note += _postprocessing_text(m.get("postprocessing") or {})
     return {"rows": rows, "table": table, "cis": bool(cis or s2c_cis), "note": note}
+
+
+def _postprocessing_text(pp: dict) -> str:
+    """One sentence on the post-processing an evaluation applied and the one it learned (empty without).
+
+    Example:
+        >>> _postprocessing_text({"applied_fg_threshold": 0.5, "applied_min_component_px": 0, "kept": False,
+        ...     "dice_raw": 0.25, "dice_postprocessed_crossfit": 0.2})[:60]
+        ' Post-processing applied: none. Learned on these slices: off'
+    """
+    if not pp:
+        return ""
+    t, mpx = pp.get("applied_fg_threshold", 0.5), pp.get("applied_min_component_px", 0)
+    applied = "none" if (t == 0.5 and not mpx) else f"foreground probability > {t}, components < {mpx} px removed"
+    out = f" Post-processing applied: {applied}."
+    if "dice_raw" in pp:
+        learned = (f"probability > {pp.get('fg_threshold')}, components < {pp.get('min_component_px')} px "
+                   f"(Dice {_text(pp.get('dice_raw'))} -> {_text(pp.get('dice_postprocessed'))}, cross-fitted "
+                   f"{_text(pp.get('dice_postprocessed_crossfit'))}), stored with the checkpoint"
+                   if pp.get("kept") else
+                   f"off (no gain that holds cross-fitted: Dice {_text(pp.get('dice_raw'))} without, "
+                   f"{_text(pp.get('dice_postprocessed_crossfit'))} with the other half's best choice)")
+        out += f" Learned on these slices: {learned}."
+    return out
 
 
 _SECTIONS = {"classification": _cls_section, "detection": _det_section, "segmentation": _seg_section}
