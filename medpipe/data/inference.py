@@ -213,8 +213,8 @@ def list_inputs(path: str | os.PathLike, input_spec: dict | None = None, level: 
     from medpipe.prepare.records import link_slice_neighbors
 
     link_slice_neighbors(out, group="patient", order="slice")
-    for r in out:
-        r["image_prev"], r["image_next"] = r.pop("neighbors")
+    for r in out:  # a slice without an integer index (no stack order known) stands in for its neighbours
+        r["image_prev"], r["image_next"] = r.pop("neighbors", None) or (r["image"], r["image"])
     return out
 
 

@@ -349,7 +349,9 @@ def test_export_and_the_readme_lines_that_use_it(trained_bundle, tiny_dataset, t
     code = re.sub(r'^SLICE = "[^"\n]+"', lambda _: f"SLICE = {str(slice_png)!r}", code, count=1, flags=re.M)
     assert str(run) in code and str(slice_png) in code, "the snippet's RUN/SLICE lines changed"
     out = tmp_path / "infer"
-    run_bundle(["medpipe", "infer", name, "--ckpt_path", ckpt, "--input", str(slice_png), "--output_dir", str(out),
+    # a folder, so that a 2.5D segmenter sees the slice's neighbours as the README snippet reads them
+    src = slice_png.parent if name == "sich_seg" else slice_png
+    run_bundle(["medpipe", "infer", name, "--ckpt_path", ckpt, "--input", str(src), "--output_dir", str(out),
                 *_runtime(name)])
     env: dict = {}
     cwd = os.getcwd()

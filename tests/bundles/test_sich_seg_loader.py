@@ -21,7 +21,7 @@ def test_cached_items_survive_augmentation_and_hold_three_slices(tiny_phe, tmp_p
         p = ConfigParser()
         p.read_config(["bundles/sich_seg/configs/train.json", "bundles/sich_seg/configs/presets/cpu_budget.json"])
         p.update({"dataset_dir": str(tiny_phe), "output_dir": str(tmp_path / "run"), "image_size": 64,
-                  "patch_size": [32, 32], "num_workers": 0, "device": "cpu", "limit": 12})
+                  "patch_size": [32, 32], "num_workers": 0, "device": "cpu", "limit": 12, "context": 1})
         ds = p.get_parsed_content("train#dataset")
         assert not get_track_meta()  # training_chain switched MONAI's metadata tracking off
         before = [{k: (v.clone() if isinstance(v, torch.Tensor) else np.copy(v) if isinstance(v, np.ndarray) else v)

@@ -124,10 +124,11 @@ def test_each_scalar_once_and_one_overlay_grid_per_validation(tmp_path, task, ep
     run = train_tiny(tmp_path, task, epochs, interval)
     scalars, images, n_files = read_events(run / "tb")
     assert n_files == 1  # one writer for every handler
-    assert set(scalars) == {"train/loss", "train/loss_iteration", "train/lr", key}
+    assert set(scalars) == {"train/loss", "train/loss_iteration", "train/lr", "train/images_per_s", key}
     every = list(range(1, epochs + 1))
     validated = [e for e in every if e % interval == 0]
     assert [s for s, _ in scalars["train/loss"]] == every and [s for s, _ in scalars["train/lr"]] == every
+    assert [s for s, _ in scalars["train/images_per_s"]] == every and all(v > 0 for _, v in scalars["train/images_per_s"])
     assert [s for s, _ in scalars[key]] == validated  # written only when a validation ran, once
     steps = [s for s, _ in scalars["train/loss_iteration"]]
     assert steps == list(range(1, 3 * epochs + 1))  # 6 records, batch 2
