@@ -69,7 +69,7 @@ class MLflowTracking(MLFlowHandler):
         kwargs: further :class:`~monai.handlers.MLFlowHandler` arguments.
 
     Example:
-        >>> MLflowTracking("runs/sich_cls", experiment_name="sich_cls").attach(trainer)  # doctest: +SKIP
+        >>> MLflowTracking("runs/my_run", experiment_name="my_bundle").attach(trainer)  # doctest: +SKIP
     """
 
     def __init__(self, output_dir: str, tracking_uri: str | None = None, experiment_name: str = "medpipe",
