@@ -330,6 +330,85 @@ def balanced_sampler(data: list[dict], key: str = "label", seed: int = 0):
                                  generator=torch.Generator().manual_seed(int(seed)))
 
 
+def foreground_flags(data: list[dict], flag_key: str | None = None, mask_key: str = "label") -> list[bool]:
+    """Whether each record's mask has foreground: the record's ``flag_key`` when it has one (a prepared
+    dataset may store it, e.g. ``mask_label``), else read from the mask file under ``mask_key``.
+
+    Raises:
+        DataError: a mask file that cannot be read (named).
+    """
+    import numpy as np
+    from PIL import Image
+
+    out = []
+    for r in data:
+        if flag_key and isinstance(r.get(flag_key), (bool, int, float)):
+            out.append(bool(r[flag_key]))
+            continue
+        try:
+            with Image.open(r[mask_key]) as im:
+                out.append(bool(np.asarray(im).any()))
+        except (OSError, KeyError) as e:
+            raise DataError(f"{r.get(mask_key, r.get('image', '?'))}: cannot read the mask to know whether it has "
+                            f"foreground ({e}); check the prepared dataset.") from None
+    return out
+
+
+def segmentation_sampler(data: list[dict], positive_fraction: float | None = None,
+                         samples_per_epoch: int | None = None, flag_key: str | None = None, seed: int = 0):
+    """The training sampler of a slice segmenter: which slices an epoch draws, and how many.
+
+    nnU-Net's foreground oversampling forces a third of the patches to contain foreground by drawing
+    them from images that have some. With 2-D slices as records most slices of a head CT have none, so a
+    per-patch foreground ratio alone gives few foreground patches (1/3 of the ~20 % of slices with a
+    lesion); ``positive_fraction`` draws slices with foreground that often instead, and the bundle's
+    crop then centres on their foreground.
+
+    Args:
+        data: the training records.
+        positive_fraction: the share of drawn slices that have foreground (0 < f < 1), drawn with
+            replacement; None: every slice once per epoch in random order (or ``samples_per_epoch``
+            uniform draws).
+        samples_per_epoch: draws per epoch; None: ``len(data)``.
+        flag_key: record key holding the foreground flag (see :func:`foreground_flags`).
+        seed: the sampler's random seed.
+
+    Returns:
+        None (the loader shuffles), a ``RandomSampler`` or a ``WeightedRandomSampler``.
+
+    Raises:
+        UserError: a fraction outside (0, 1), or a fraction asked of records that are all positive or all empty.
+
+    Example:
+        >>> recs = [{"label": "m.png", "mask_label": int(i < 2)} for i in range(10)]
+        >>> s = segmentation_sampler(recs, 0.5, flag_key="mask_label")
+        >>> round(float(s.weights[:2].sum() / s.weights.sum()), 3), s.num_samples
+        (0.5, 10)
+    """
+    import torch
+    from torch.utils.data import RandomSampler, WeightedRandomSampler
+
+    from medpipe.errors import UserError
+
+    n = int(samples_per_epoch) if samples_per_epoch is not None else len(data)
+    gen = torch.Generator().manual_seed(int(seed))
+    if positive_fraction is None:
+        return None if samples_per_epoch is None else RandomSampler(data, replacement=True, num_samples=n,
+                                                                    generator=gen)
+    f = float(positive_fraction)
+    if not 0.0 < f < 1.0:
+        raise UserError(f"--positive_fraction {positive_fraction}: the share of training slices with foreground "
+                        "must be between 0 and 1 (e.g. 0.5), or null to draw slices uniformly.")
+    flags = foreground_flags(data, flag_key)
+    pos = sum(flags)
+    if pos in (0, len(flags)):
+        raise UserError(f"--positive_fraction {f}: {'none' if pos == 0 else 'all'} of the {len(flags)} training "
+                        "slices have foreground, so there is nothing to rebalance; use null.")
+    w = [f / pos if x else (1.0 - f) / (len(flags) - pos) for x in flags]
+    return WeightedRandomSampler(torch.tensor(w, dtype=torch.double), num_samples=n, replacement=True,
+                                 generator=gen)
+
+
 def datalist_fingerprint(dataset_dir) -> str:
     """SHA-256 of the datalist file: recorded with each run so results name the data they came from."""
     return hashlib.sha256((Path(dataset_dir) / "datalist.json").read_bytes()).hexdigest()

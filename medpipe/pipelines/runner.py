@@ -159,7 +159,7 @@ ACTION_ARGS = {"synth": {"dataset", "out", "patients", "size", "seed"},
                            "options"},
                "evaluate": {"bundle", "ckpt_path", "dataset_dir", "records", "output_dir", "num_workers", "device"},
                "infer": {"bundle", "ckpt_path", "input", "output_dir", "num_workers", "device"},
-               "report": {"work_dir", "data_dir", "out"}}
+               "report": {"work_dir", "data_dir", "out", "bundles"}}
 
 
 def _placeholders(value):
@@ -383,7 +383,7 @@ class PipelineRunner:
             print(f"  building the report from {a['work_dir']}", flush=True)
             if not self.dry_run:
                 paths = build_report(a["work_dir"], a["out"], pipeline=self.p.name, params=self.p.params,
-                                     data_dir=a.get("data_dir"))
+                                     data_dir=a.get("data_dir"), bundles=a.get("bundles"))
                 print(f"  report: {paths['html']}", flush=True)
 
     def _train_evaluate(self, a: dict) -> None:
@@ -394,7 +394,8 @@ class PipelineRunner:
         tracking = ["--tracking", self.tracking] if self.tracking else []
         self._run(self._cmd("train", b, *flat, *tracking))
         ckpt = Path(a["output_dir"]) / "models" / "model.pt"
-        ev = {k: v for k, v in ov.items() if k not in ("max_epochs", "time_limit_s")}
+        # how the model was trained (budget, preset) is the checkpoint's business, not the evaluation's
+        ev = {k: v for k, v in ov.items() if k not in ("max_epochs", "time_limit_s", "preset")}
         ev.update({k: v for k, v in (a.get("evaluate_args") or {}).items() if v is not None})
         flat = [x for k, v in ev.items() for x in (f"--{k}", v)]
         self._run(self._cmd("evaluate", b, "--ckpt_path", ckpt, *flat))

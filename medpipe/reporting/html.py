@@ -428,6 +428,11 @@ def _bundle_settings(cfg: dict, run_cfg: dict, epochs: int) -> list[tuple[str, s
     if cfg.get("context"):
         out.append(("input", f"2.5D: the slice and {_text(cfg['context'])} neighbour(s) on each side"))
     add("foreground oversampling", cfg.get("foreground_oversample"))
+    add("network filters", cfg.get("filters"))
+    if cfg.get("lr_power") is not None:
+        out.append(("learning-rate schedule", f"poly decay, power {_text(cfg['lr_power'])}, to 0 at the last epoch or "
+                    "the time limit" if cfg["lr_power"] else "constant"))
+    add("training samples per epoch", cfg.get("samples_per_epoch"))
     for key, name in (("deep_supervision", "deep supervision"), ("mirror_tta", "mirror TTA in training validations"),
                       ("amp", "mixed precision")):
         if key in cfg:
@@ -641,6 +646,92 @@ def _postprocessing_text(pp: dict) -> str:
 
 
 _SECTIONS = {"classification": _cls_section, "detection": _det_section, "segmentation": _seg_section}
+
+
+# ---------------------------------------------------------------- recipes of one bundle, side by side
+#: settings never worth a column when recipes are compared (paths, derived values, internals)
+_RECIPE_SKIP = {"bundle_root", "dataset_dir", "output_dir", "ckpt_dir", "ckpt_path", "stats_path", "tb_dir",
+                "resume", "label_task", "task", "class_names", "input_spec", "intensity_stats", "model_settings",
+                "network_args", "training_only_weights", "performance", "in_channels", "sw_roi_size", "val_interval",
+                "num_workers", "max_epochs", "patience"}
+
+
+def recipe_runs(work: Path, bundle: str) -> list[Path]:
+    """The runs of ``bundle`` trained as alternative recipes: ``work/recipes/<bundle>/<name>/`` with an evaluation.
+
+    Example:
+        >>> recipe_runs(Path("runs/none"), "any_bundle")
+        []
+    """
+    root = work / "recipes" / bundle
+    if not root.is_dir():
+        return []
+    return sorted(d for d in root.iterdir() if (d / "eval" / "metrics.json").is_file())
+
+
+def _recipe_diff(settings: list[dict]) -> list[str]:
+    """The top-level settings whose values differ between recipes (in the first run's order)."""
+    keys = []
+    for k in settings[0]:
+        if k in _RECIPE_SKIP or any(isinstance(s.get(k), dict) for s in settings):
+            continue
+        if len({json.dumps(s.get(k), sort_keys=True) for s in settings}) > 1:
+            keys.append(k)
+    return keys
+
+
+def _recipe_value(key: str, v) -> str:
+    """A setting in words: unset is the bundle's default, sizes read 64 × 64, other lists 16, 32, 64."""
+    if v is None:
+        return "default"
+    if isinstance(v, list) and not key.endswith("_size"):
+        return ", ".join(_text(x) for x in v)
+    return _text(v)
+
+
+def _recipes_section(doc: _Doc, spec, work: Path, main_run: Path | None = None) -> None:
+    """Alternative recipes of one bundle on the same validation patients: what differs, time, headline metrics.
+
+    The section's own run (``main_run``, evaluated) is the first row, named ``this section's run``.
+    """
+    runs = recipe_runs(work, spec.name)
+    if not runs:
+        return
+    names = [r.name for r in runs]
+    if main_run is not None and (main_run / "eval" / "metrics.json").is_file():
+        runs, names = [main_run] + runs, ["this section's run"] + names
+    rows, settings = [], []
+    for run in runs:
+        cfg = (_read_json(run / "run_config.json") or {}).get("settings") or {}
+        settings.append(cfg)
+    known = [c for c in settings if c]
+    diff = _recipe_diff(known) if known else []
+    folds = {str(c.get("fold")) for c in known}
+    limits = {str(c.get("time_limit_s")) for c in known}
+    s2c_keys = [k for k in ("accuracy", "recall", "f1")
+                if any(k in ((_read_json(r / "eval" / "metrics.json") or {}).get("seg_to_cls") or {}) for r in runs)]
+    for run, name, cfg in zip(runs, names, settings):
+        m = _read_json(run / "eval" / "metrics.json") or {}
+        h = _read_json(run / "history.json") or {}
+        epochs = len(h.get("epoch", []))
+        train_s = sum(float(x) for x in h.get("train_s", []) if x is not None)
+        what = (("; ".join(f"{k} {_recipe_value(k, cfg.get(k))}" for k in diff) or "(same settings)") if cfg
+                else "(settings not recorded: no run_config.json)")
+        row = [(name, what), str(epochs), f"{train_s / 60:.1f} min" if train_s else DASH]
+        row += [_value(m.get(k)) for k in spec.headline]
+        s2c = m.get("seg_to_cls") or {}
+        row += [_value(s2c.get(k)) for k in s2c_keys]
+        rows.append(row)
+    doc.heading(3, "Recipes compared")
+    same = (f"validation fold {folds.pop()}" if len(folds) == 1 else
+            "DIFFERENT validation folds (not comparable)" if folds else "validation folds not recorded")
+    budget = f", each with a {limits.pop()}-s training limit" if len(limits) == 1 and "None" not in limits else ""
+    doc.para(f"{len(runs)} recipes of {spec.name} ({work / 'recipes' / spec.name} and this section's run), trained "
+             f"on the same prepared dataset and evaluated on {same}{budget}; the settings column lists only what "
+             f"differs between them. Training minutes exclude validation and caching.", cls="note")
+    header = (["recipe (what differs)", "epochs", "training"] + [_LABELS.get(k, k) for k in spec.headline]
+              + [f"seg->cls {k}" for k in s2c_keys])
+    doc.table(rows, header, cls="cmp")
 
 
 # ---------------------------------------------------------------- the slice-classifier comparison
@@ -1233,6 +1324,7 @@ def build_report(work_dir, out_dir, pipeline: str = "phe_sich", params: dict | N
         _scan_section(doc, spec, run, synthetic)
         doc.heading(3, "Training settings")
         doc.kv(_bundle_settings(cfg, runs[spec.name], epochs))
+        _recipes_section(doc, spec, work, run)
         curves, large, plots, examples = _images(run, spec.plots)
         doc.figures([(p, f"{spec.name}: {p.relative_to(run)}") for p in curves], "wide")
         doc.figures([(p, f"{spec.name}: {p.relative_to(run)}") for p in large], "large")

@@ -185,3 +185,37 @@ def test_inference_slices_get_their_stack_neighbours_for_2_5d(tmp_path):
     assert name(end, "image_next") == "0007_02.png" and name(end, "image_prev") == "0007_01.png"
     alone = recs[("0009", 1)]
     assert name(alone, "image_prev") == name(alone, "image_next") == "0009_01.png"
+
+
+def test_segmentation_sampler_draws_slices_with_foreground_at_the_asked_share(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from torch.utils.data import RandomSampler, WeightedRandomSampler
+
+    from medpipe.data.datalist import foreground_flags, segmentation_sampler
+    from medpipe.errors import UserError
+
+    recs = []
+    for i in range(20):  # 3 of 20 slices have foreground; the flag is read from the file when not recorded
+        m = np.zeros((8, 8), np.uint8)
+        if i < 3:
+            m[2:4, 2:4] = 255
+        Image.fromarray(m).save(tmp_path / f"m{i}.png")
+        recs.append({"label": str(tmp_path / f"m{i}.png"), **({"mask_label": int(i < 3)} if i % 2 else {})})
+    assert foreground_flags(recs, "mask_label") == [i < 3 for i in range(20)]
+    assert segmentation_sampler(recs) is None  # the loader shuffles: every slice once
+    uni = segmentation_sampler(recs, samples_per_epoch=50, seed=1)
+    assert isinstance(uni, RandomSampler) and len(list(uni)) == 50
+    s = segmentation_sampler(recs, 0.5, samples_per_epoch=4000, flag_key="mask_label", seed=3)
+    assert isinstance(s, WeightedRandomSampler)
+    drawn = list(s)
+    share = np.mean([i < 3 for i in drawn])
+    assert len(drawn) == 4000 and abs(share - 0.5) < 0.03  # 3/20 = 0.15 when drawn uniformly
+    assert drawn != list(segmentation_sampler(recs, 0.5, samples_per_epoch=4000, seed=4))
+    for bad in (0, 1.0, 1.5):
+        with pytest.raises(UserError, match="between 0 and 1"):
+            segmentation_sampler(recs, bad)
+    with pytest.raises(UserError, match="none of the 2 training slices"):
+        segmentation_sampler(recs[10:12], 0.5)
+    with pytest.raises(DataError, match="missing.png: cannot read the mask"):
+        foreground_flags([{"label": str(tmp_path / "missing.png")}])

@@ -161,3 +161,39 @@ def test_running_settings_reads_the_config_being_run():
     assert got["channels_last"] is True and got["cudnn_benchmark"] is False  # in force on CPU: off
     p = ConfigParser({"device": "cpu", "probe": probe})
     assert p.get_parsed_content("probe") is None  # a config without the GPU-path ids
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_on_cpu_is_bfloat16_autocast_only_where_the_cpu_has_it(monkeypatch, caplog, native):
+    monkeypatch.setattr(P, "cpu_has_bf16", lambda: native)
+    s = P.settings("cpu", amp=True)
+    # MONAI's engines autocast to CUDA only: they never get amp on CPU; the skeleton's CPU autocast does
+    assert s["amp"] is False and s["cpu_bf16"] is native
+    assert ("stays float32" in caplog.text) is (not native)
+    assert P.settings("cpu", amp=False)["cpu_bf16"] is False
+    assert P.settings("cuda", amp=True)["cpu_bf16"] is False
+
+
+def test_cpu_bf16_training_network_runs_in_bfloat16_and_keeps_float32_weights_and_keys():
+    import copy
+
+    torch.manual_seed(0)
+    net = _net()
+    keys = list(net.state_dict())
+    x = torch.randn(3, 2, 8, 8)
+    eager = net(x)
+    seen = []
+    net[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    out = P.training_network(net, {"cpu_bf16": True, "channels_last": False})
+    assert out is net and list(net.state_dict()) == keys
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    y = net(x)
+    assert seen == [torch.bfloat16]  # the convolution ran in bfloat16 ...
+    assert y.dtype == torch.float32  # ... and the loss gets float32
+    assert torch.allclose(y, eager, atol=0.05) and not torch.equal(y, eager)
+    P.training_network(net, {"cpu_bf16": True})  # applied twice: still one autocast layer
+    assert net.forward.forward.__self__ is net
+    y.sum().backward()
+    assert net[0].weight.grad is not None and net[0].weight.grad.dtype == torch.float32
+    twin = copy.deepcopy(net)  # e.g. a saved copy: bound to the copy, not to the original
+    assert twin.forward.forward.__self__ is twin

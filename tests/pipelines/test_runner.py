@@ -245,3 +245,16 @@ def test_ankle_pipeline_parses_and_passes_the_manifest_only_when_given(tmp_path,
     out = capfd.readouterr().out
     assert "medpipe prepare ankle-ct --src scans" in out and "--manifest scans/table.xlsx" in out
     assert "synth: skipped" in out
+
+
+def test_seg_recipes_pipeline_trains_each_preset_on_one_fold_and_evaluates_without_it(tmp_path, capfd):
+    p = load_pipeline(REPO / "pipelines/sich_seg_recipes.yaml", {"work_dir": str(tmp_path / "w"), "time_limit_s": "60"})
+    assert [s.id for s in p.steps] == ["synth", "prepare", "sich_seg", "old_recipe", "report"]
+    assert PipelineRunner(p, dry_run=True).run() == 0
+    out = capfd.readouterr().out
+    w = tmp_path / "w"
+    assert f"medpipe train sich_seg --preset cpu_budget --output_dir {w / 'sich_seg'}" in out
+    assert (f"medpipe train sich_seg --preset old_recipe --output_dir {w / 'recipes/sich_seg/old_recipe'}" in out
+            and out.count("--time_limit_s 60") == 2)  # the same budget for every recipe
+    evals = [line for line in out.splitlines() if "medpipe evaluate" in line]
+    assert len(evals) == 2 and not any("--preset" in e or "--time_limit_s" in e for e in evals)

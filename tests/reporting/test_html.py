@@ -230,3 +230,30 @@ def test_applied_multilabel_model_gets_a_per_patient_table(tmp_path):
     assert "Applied model: subtypes (any, sdh)" in md and "sich_cls" not in md
     assert "| 0001 | 2 | 1 / 2 | 0.90 (2) | 0.70 (1) |" in md
     assert "| 0002 | 1 | 0 / 1 | 0.10 (0) | 0.05 (0) |" in md
+
+
+def test_recipes_of_a_bundle_are_compared_side_by_side(work):
+    """work/recipes/<bundle>/<name>/ runs get one table: what differs, epochs, training time, headline metrics."""
+    base = {"fold": 0, "time_limit_s": 780, "image_size": 128, "filters": None, "amp": False, "lr_power": 0.0,
+            "output_dir": "differs but is a path", "learning_rate": 0.002}
+    for name, over, dice, s2c in (("a_old", {}, 0.256, 0.951), ("b_fast", {"amp": True, "filters": [16, 32]}, 0.41, 0.97)):
+        run = work / "recipes" / "sich_seg" / name
+        _fake_run(run, {"dice": dice, "iou": 0.2, "sensitivity": 0.3, "specificity": 0.999, "dice_per_case_mean": 0.25,
+                        "seg_to_cls": {"accuracy": s2c, "recall": 0.74, "f1": 0.85}}, [])
+        (run / "run_config.json").write_text(json.dumps({"settings": {**base, **over, "output_dir": str(run)}}))
+        (run / "history.json").write_text(json.dumps({"epoch": [1, 2, 3], "train_s": [100.0, 110.0, 90.0]}))
+    (work / "recipes" / "sich_seg" / "c_unevaluated").mkdir()  # no eval/metrics.json: not a row
+    seen = _visible(open(build_report(work, work / "report")["html"]).read())
+    sec = seen[seen.index("<h3>Recipes compared</h3>"):]
+    sec = sec[:sec.index("</table>")]
+    rows = re.findall(r"<tr><td>(.*?)</tr>", sec)
+    # the section's own run (no run_config.json time limit here) first, then the recipes
+    assert len(rows) == 3 and rows[0].startswith("this section&#x27;s run") and "3 recipes of sich_seg" in sec
+    assert "DIFFERENT" not in sec
+    rows = rows[1:]
+    # only the settings that differ, in words; paths and equal settings left out
+    assert "a_old<br><small>filters default; amp no<" in rows[0]
+    assert "b_fast<br><small>filters 16, 32; amp yes<" in rows[1]
+    assert "learning_rate" not in sec and "output_dir" not in sec and "image_size" not in sec
+    assert "<td class=\"num\">3</td><td class=\"num\">5.0 min</td><td class=\"num\">0.256" in rows[0]
+    assert "0.410" in rows[1] and "0.970" in rows[1] and "seg-&gt;cls accuracy" in sec
