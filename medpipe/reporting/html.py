@@ -708,10 +708,9 @@ def _recipes_section(doc: _Doc, spec, work: Path, main_run: Path | None = None) 
     diff = _recipe_diff(known) if known else []
     folds = {str(c.get("fold")) for c in known}
     limits = {str(c.get("time_limit_s")) for c in known}
-    s2c_keys = [k for k in ("accuracy", "recall", "f1")
-                if any(k in ((_read_json(r / "eval" / "metrics.json") or {}).get("seg_to_cls") or {}) for r in runs)]
-    for run, name, cfg in zip(runs, names, settings):
-        m = _read_json(run / "eval" / "metrics.json") or {}
+    metrics = [_read_json(r / "eval" / "metrics.json") or {} for r in runs]
+    s2c_keys = [k for k in ("accuracy", "recall", "f1") if any(k in (m.get("seg_to_cls") or {}) for m in metrics)]
+    for run, name, cfg, m in zip(runs, names, settings, metrics):
         h = _read_json(run / "history.json") or {}
         epochs = len(h.get("epoch", []))
         train_s = sum(float(x) for x in h.get("train_s", []) if x is not None)
